@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Set up the project and build the book or run the tests.
+
+    python3 dev.py book   # create .venv, install, execute every chapter, build the site
+    python3 dev.py test   # create .venv, install, run the whole test suite
+
+Only Python 3.10+ with pip and venv is needed; everything else is installed into
+``.venv`` (and, for the browser test, Debian's ``chromium`` when run as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def run(cmd, **kw):
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.run([str(c) for c in cmd], **kw)
+
+
+def ensure_env() -> None:
+    """Create .venv and install the package with its book and test extras when
+    pyproject.toml changed since the last install."""
+    if sys.version_info < (3, 10):
+        sys.exit("ncsn-edu needs Python 3.10 or newer")
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = VENV / ".ncsn-edu-installed"
+    if not PY.exists():
+        print(f"creating the environment in {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    if not stamp.exists() or stamp.read_text().strip() != want:
+        r = run([PY, "-m", "pip", "install", "-e", f"{ROOT}[book,test]"], cwd=ROOT)
+        if r.returncode:
+            sys.exit("installing the dependencies failed (see pip's message above)")
+        stamp.write_text(want)
+
+
+def link_offline_data() -> None:
+    """Where an offline copy of MNIST sits beside the checkout (../shared/data), link it
+    into data/ so that torchvision finds it instead of downloading."""
+    shared = ROOT.parent / "shared" / "data"
+    for name in ("MNIST", "FashionMNIST"):
+        src, dst = shared / name, ROOT / "data" / name
+        if (src / "raw").is_dir() and not dst.exists():
+            dst.parent.mkdir(exist_ok=True)
+            dst.symlink_to(src.resolve(), target_is_directory=True)
+            print(f"linked {dst} -> {src.resolve()}")
+
+
+def ensure_chromium() -> None:
+    """The slider test drives Debian's chromium through chromedriver."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-q"], env=env)
+        r = run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"], env=env)
+        if r.returncode == 0:
+            return
+    print("warning: chromium and chromedriver are not installed; the browser test will be "
+          "skipped (install Debian's chromium and chromium-driver packages to run it)", flush=True)
+
+
+def env_for_children() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def build_book() -> int:
+    ensure_env()
+    link_offline_data()
+    r = run([BIN / "jupyter-book", "build", ROOT, "--all", "-W", "--keep-going"], cwd=ROOT, env=env_for_children())
+    if r.returncode == 0:
+        print(f"\nThe book is built: open {ROOT / '_build' / 'html' / 'index.html'} in a browser.")
+    else:
+        print("\nThe book build failed: see the messages above (a chapter that raises fails it).")
+    return r.returncode
+
+
+def run_tests(extra) -> int:
+    ensure_env()
+    link_offline_data()
+    ensure_chromium()
+    return run([PY, "-m", "pytest", *extra], cwd=ROOT, env=env_for_children()).returncode
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["book", "test", "setup"], help="what to do")
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest (test only)")
+    args = parser.parse_args(argv)
+    start = time.time()
+    if args.command == "book":
+        code = build_book()
+    elif args.command == "test":
+        code = run_tests(args.pytest_args)
+    else:
+        ensure_env()
+        link_offline_data()
+        code = 0
+    print(f"[dev.py {args.command}] finished in {time.time() - start:.0f} s with exit code {code}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
