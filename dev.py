@@ -74,10 +74,14 @@ def ensure_chromium() -> None:
           "skipped (install Debian's chromium and chromium-driver packages to run it)", flush=True)
 
 
-def env_for_children() -> dict:
+def env_for_children(tests: bool = False) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("MPLBACKEND", "Agg")
+    if tests:
+        env.setdefault("MPLBACKEND", "Agg")
+    else:
+        # The chapters' kernels must keep matplotlib's inline backend to show figures.
+        env.pop("MPLBACKEND", None)
     return env
 
 
@@ -96,7 +100,7 @@ def run_tests(extra) -> int:
     ensure_env()
     link_offline_data()
     ensure_chromium()
-    return run([PY, "-m", "pytest", *extra], cwd=ROOT, env=env_for_children()).returncode
+    return run([PY, "-m", "pytest", *extra], cwd=ROOT, env=env_for_children(tests=True)).returncode
 
 
 def main(argv=None) -> int:
