@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 
 def langevin_dynamics(
@@ -34,7 +34,7 @@ def langevin_dynamics(
     x = x.clone()
     states = [x.clone()] if keep_every else None
     with torch.no_grad():
-        for t in tqdm(range(n_steps), disable=not progress, desc="Langevin"):
+        for t in progress_bar(range(n_steps), enabled=progress, desc="Langevin"):
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x + 0.5 * step_size * score_fn(x) + math.sqrt(step_size) * z
             if keep_every and (t + 1) % keep_every == 0:
@@ -75,7 +75,7 @@ def annealed_langevin_dynamics(
     x = x.clone()
     states = [x.clone()] if keep_every else None
     n = x.shape[0]
-    bar = tqdm(total=len(sigmas) * n_steps_each, disable=not progress, desc="annealed Langevin")
+    bar = progress_bar(total=len(sigmas) * n_steps_each, enabled=progress, desc="annealed Langevin")
     step = 0
     with torch.no_grad():
         for i, sigma in enumerate(sigmas.tolist()):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 
 def fit(
@@ -27,7 +27,7 @@ def fit(
     history = []
     if callback is not None:
         callback(0, model)
-    for step in tqdm(range(1, n_steps + 1), disable=not progress, desc="training"):
+    for step in progress_bar(range(1, n_steps + 1), enabled=progress, desc="training"):
         loss = loss_fn(model, sample_batch(batch_size))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}")

@@ -147,3 +147,14 @@ BUILT_CHAPTER = ROOT / "_build" / "html" / "book" / "01_scores_and_langevin.html
 @pytest.mark.skipif(not BUILT_CHAPTER.exists(), reason="the book is not built (python3 dev.py book)")
 def test_slider_in_the_built_book_chapter_1():
     check_sliders(BUILT_CHAPTER)
+
+
+BUILT_PAGES = sorted((ROOT / "_build" / "html" / "book").glob("*.html"))
+
+
+@pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
+@pytest.mark.parametrize("page", BUILT_PAGES, ids=lambda p: p.name)
+def test_built_pages_need_no_widget_kernel_or_cdn_for_interaction(page):
+    html = page.read_text()
+    assert "application/vnd.jupyter.widget-state+json" not in html, "widget state was saved into the page"
+    assert "@jupyter-widgets/html-manager" not in html

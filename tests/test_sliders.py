@@ -70,3 +70,13 @@ def test_bad_input():
         sliders.slider(draw_grey, [], static=True)
     with pytest.raises(ValueError):
         sliders.slider(draw_grey, VALUES, initial=5, static=True)
+
+
+def test_progress_bars_are_off_in_the_static_build(monkeypatch):
+    from ncsn_edu.progress import progress_bar
+
+    monkeypatch.setenv(sliders.STATIC_ENV, "1")
+    assert progress_bar(range(3), enabled=True).disable
+    monkeypatch.setenv(sliders.STATIC_ENV, "0")
+    assert not progress_bar(range(3), enabled=True).disable
+    assert progress_bar(range(3), enabled=False).disable
