@@ -138,7 +138,7 @@ def dsm_loss(
     batch. Its minimiser is the score of the data convolved with ``N(0, sigma^2 I)``.
     """
     _check_batch(x)
-    if not float(sigma) > 0:
+    if not bool((torch.as_tensor(sigma) > 0).all()):  # a float, or a tensor broadcastable to x
         raise ValueError(f"sigma must be positive, got {sigma!r}")
     z = _randn(x.shape, generator, x.device, x.dtype)
     s = score_fn(x + sigma * z)

@@ -432,3 +432,11 @@ def test_bad_input_raises_clear_errors():
         dsm_loss(lambda y: y[:, :1], x, 0.1)
     with pytest.raises(ValueError, match="reduction"):
         dsm_loss(model, x, 0.1, reduction="sum")
+
+
+def test_dsm_accepts_a_per_sample_sigma_tensor():
+    model = small_mlp(2)
+    x = torch.randn(10, 2, generator=gen(34), dtype=F64)
+    a = dsm_loss(model, x, 0.5, generator=gen(35))
+    b = dsm_loss(model, x, torch.full((10, 1), 0.5, dtype=F64), generator=gen(35))
+    assert torch.allclose(a, b)
