@@ -116,14 +116,26 @@ def gaussian_ml_estimate(x: torch.Tensor):
     return mean, torch.linalg.inv(cov)
 
 
-def fit_score_matching(model: nn.Module, x: torch.Tensor, max_iter: int = 200, tol: float = 1e-12) -> list[float]:
-    """Minimise the exact score-matching loss of ``model`` on the fixed data ``x`` with
-    L-BFGS (full batch, deterministic). Returns the objective after each outer step.
+def fit_score_matching(model: nn.Module, x: torch.Tensor, max_iter: int = 200, tol: float = 1e-12,
+                       warmup_steps: int = 500, warmup_lr: float = 0.02) -> list[float]:
+    """Minimise the exact score-matching loss of ``model`` on the fixed data ``x``: full
+    batch and deterministic, ``warmup_steps`` of Adam and then L-BFGS to convergence.
+    Returns the objective after each L-BFGS round.
 
-    Suited to models with few parameters, like :class:`GaussianScoreModel`; use float64
-    for tight agreement with the closed-form answer.
+    The Adam warm-up matters for badly conditioned data: started far away, L-BFGS alone
+    can stall on a plateau where one eigenvalue of the precision has collapsed (the
+    gradients through ``P = L L^T`` vanish there). Suited to models with few parameters,
+    like :class:`GaussianScoreModel`; use float64 for tight agreement with the
+    closed-form answer.
     """
     from .losses import score_matching_loss
+
+    if warmup_steps > 0:
+        adam = torch.optim.Adam(model.parameters(), lr=warmup_lr)
+        for _ in range(warmup_steps):
+            adam.zero_grad()
+            score_matching_loss(model, x).backward()
+            adam.step()
 
     opt = torch.optim.LBFGS(
         model.parameters(), lr=1.0, max_iter=max_iter, tolerance_grad=tol, tolerance_change=tol,
