@@ -63,11 +63,16 @@ def annealed_langevin_dynamics(
     instead, which equals the paper's update with ``2 * eps``.
 
     ``final_denoise`` adds one step ``x + sigma_L^2 s(x, L)`` at the end (off, as in the
-    paper). ``keep_every=k`` also returns the start and every ``k``-th state (use
-    ``keep_every=n_steps_each`` for one state per level).
+    paper; by Tweedie's formula it moves ``x`` to the posterior mean of the clean point
+    under the smallest noise level). ``keep_every=k`` also returns the start and every
+    ``k``-th Langevin state, counted over all levels (use ``keep_every=n_steps_each`` for
+    the start and the state at the end of each level); the denoised output is not among
+    them.
     Returns the final batch, or ``(final, states)``.
     """
     sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    if sigmas.ndim != 1 or (sigmas <= 0).any() or (sigmas[1:] > sigmas[:-1]).any():
+        raise ValueError("sigmas must be a 1-D list of positive levels, largest first (sigma_1 >= ... >= sigma_L)")
     if convention not in ("paper", "code"):
         raise ValueError("convention must be 'paper' or 'code'")
     if eps <= 0 or n_steps_each < 1 or len(sigmas) < 1:

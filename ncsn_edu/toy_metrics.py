@@ -1,0 +1,37 @@
+"""Numbers that judge samples and learned scores on a toy mixture with known answers."""
+
+from __future__ import annotations
+
+import torch
+
+
+def nearest_mode_fractions(x: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """The fraction of the points ``x`` (shape ``(N, D)``) nearest to each of ``means``
+    (shape ``(K, D)``). For the paper's toy the exact answer is the mixing weights
+    ``(0.2, 0.8)``."""
+    means = torch.as_tensor(means, dtype=x.dtype)
+    if x.ndim != 2 or means.ndim != 2 or x.shape[1] != means.shape[1]:
+        raise ValueError("x must be (N, D) and means (K, D) with the same D")
+    nearest = torch.cdist(x, means).argmin(1)
+    return torch.bincount(nearest, minlength=len(means)).to(x.dtype) / len(x)
+
+
+def relative_score_error(score_fn, exact_score_fn, x: torch.Tensor) -> float:
+    """``sqrt(sum ||s - s*||^2 / sum ||s*||^2)`` over the points ``x``: 0 is perfect, 1 is
+    as bad as answering zero everywhere."""
+    with torch.no_grad():
+        s, t = score_fn(x).double(), exact_score_fn(x).double()
+    return ((s - t).pow(2).sum() / t.pow(2).sum()).sqrt().item()
+
+
+def per_level_score_errors(model, mixture, sigmas, n: int = 2000, generator=None) -> list[float]:
+    """The relative error of a conditional score ``model(x, labels)`` at each level
+    ``i``, against the exact score of the perturbed mixture, at ``n`` points drawn from
+    that perturbed mixture (where annealed Langevin meets them)."""
+    errors = []
+    for i, sigma in enumerate(torch.as_tensor(sigmas).tolist()):
+        noisy = mixture.perturbed(sigma)
+        x = noisy.sample(n, generator=generator)
+        labels = torch.full((n,), i, dtype=torch.long)
+        errors.append(relative_score_error(lambda y: model(y, labels), noisy.score, x))
+    return errors
