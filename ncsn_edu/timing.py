@@ -13,7 +13,7 @@ import statistics
 import time
 
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 
 def seconds_per_step(model: torch.nn.Module, loss_fn, batch: torch.Tensor, repeats: int = 3, warmup: int = 1,
@@ -58,7 +58,7 @@ def cost_curve(dims, make_model, loss_fns: dict, batch_size: int = 128, repeats:
     if not dims or not loss_fns:
         raise ValueError("need at least one dimension and one objective")
     out = {name: [] for name in loss_fns}
-    for dim in tqdm(dims, disable=not progress, desc="dimensions"):
+    for dim in progress_bar(dims, enabled=progress, desc="dimensions"):
         batch = torch.randn(batch_size, dim, generator=generator)
         for name, loss_fn in loss_fns.items():
             out[name].append(seconds_per_step(make_model(dim), loss_fn, batch, repeats, warmup, num_threads))
