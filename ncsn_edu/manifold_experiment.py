@@ -35,11 +35,37 @@ from .resnet_score import PAPER_WIDTHS, ResNetScore
 CPU_WIDTHS = (8, 16, 16, 32, 32)
 
 
+def bar_images(n: int, side: int = 16, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` synthetic images ``(n, 1, side, side)`` on a 3-dimensional manifold.
+
+    Each image is one short bright bar whose centre (2 numbers) and angle (1 number) are
+    random, inside a blank border: like MNIST, most pixels are exactly zero in most images
+    and the images vary along only a few directions of the ``side^2``-dimensional space.
+    Cheap enough for tests of the Figure 1 effect on a CPU.
+    """
+    if n < 1 or side < 8 or side % 4:
+        raise ValueError("need n >= 1 and a side >= 8 divisible by 4")
+    lo, span = side * 5 / 16, side * 6 / 16
+    c = lo + span * torch.rand(n, 2, generator=generator)
+    angle = torch.rand(n, generator=generator) * math.pi
+    t = torch.arange(side, dtype=torch.float32)
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    dx, dy = xx[None] - c[:, 0, None, None], yy[None] - c[:, 1, None, None]
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    along, across = dx * cos + dy * sin, -dx * sin + dy * cos
+    img = torch.exp(-(along / (side * 2.5 / 16)) ** 4 - across**2)
+    return torch.where(img < 0.1, torch.zeros_like(img), img)[:, None]
+
+
 def load_images(dataset: str, root=None, limit: int | None = None) -> torch.Tensor:
     """All training images of ``dataset`` (``"mnist"`` or ``"cifar10"``) as one float
     tensor ``(N, C, H, W)`` in ``[0, 1]``, loaded with :func:`ncsn_edu.data.image_dataset`
-    (``limit`` keeps the first ``limit`` images)."""
+    (``limit`` keeps the first ``limit`` images). ``"bars"`` gives 4096 (or ``limit``)
+    images of :func:`bar_images` instead, with a fixed seed."""
     from .data import image_dataset
+
+    if dataset == "bars":
+        return bar_images(limit or 4096, 16, torch.Generator().manual_seed(0))
 
     ds = image_dataset(dataset, train=True, root=root)
     raw = getattr(ds, "data", None)
@@ -53,16 +79,27 @@ def load_images(dataset: str, root=None, limit: int | None = None) -> torch.Tens
     return x
 
 
-def loss_fluctuation(losses, tail: float = 0.2) -> float:
+def loss_fluctuation(losses, tail: float = 0.2, detrend: bool = False) -> float:
     """Standard deviation of the loss over the last ``tail`` fraction of iterations,
-    relative to the absolute value of its mean there. Small means a steady loss."""
+    relative to the absolute value of its mean there. Small means a steady loss.
+
+    With ``detrend`` the standard deviation is taken of the residuals about the
+    least-squares straight line through that part of the curve, so that a loss that is
+    still falling steadily does not count as fluctuating.
+    """
     losses = torch.as_tensor(list(losses), dtype=torch.float64)
     if len(losses) < 5 or not 0 < tail <= 1:
         raise ValueError("need at least 5 losses and 0 < tail <= 1")
     if not torch.isfinite(losses).all():
         return math.inf
-    last = losses[-max(2, int(round(tail * len(losses)))):]
-    return (last.std() / last.mean().abs().clamp_min(1e-12)).item()
+    last = losses[-max(3, int(round(tail * len(losses)))):]
+    spread = last
+    if detrend:
+        t = torch.arange(len(last), dtype=torch.float64)
+        design = torch.stack([t, torch.ones_like(t)], 1)
+        coef = torch.linalg.lstsq(design, last[:, None]).solution
+        spread = last - (design @ coef).flatten()
+    return (spread.std() / last.mean().abs().clamp_min(1e-12)).item()
 
 
 def train_ssm(
@@ -138,12 +175,15 @@ def run_experiment(
         "clean": clean,
         "noisy": noisy,
         "fluctuation": {"clean": loss_fluctuation(clean), "noisy": loss_fluctuation(noisy)},
+        "fluctuation_detrended": {"clean": loss_fluctuation(clean, detrend=True),
+                                  "noisy": loss_fluctuation(noisy, detrend=True)},
     }
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m ncsn_edu.manifold_experiment")
-    p.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist")
+    p.add_argument("--dataset", choices=["mnist", "cifar10", "bars"], default="mnist",
+                   help="bars: small synthetic images on a 3-dimensional manifold (for tests)")
     p.add_argument("--root", default=None, help="data root (default: ncsn_edu.resources.data_root())")
     p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT training images")
     p.add_argument("--widths", default=",".join(map(str, CPU_WIDTHS)),

@@ -143,3 +143,82 @@ def test_committed_figure2_model_loads_and_shows_the_effect():
     assert stats["ratio"] > 5
     first = score_error_stats(model_at(result, 0))
     assert first["weighted_error"] > 5 * stats["weighted_error"]  # training did something
+
+
+# ---------------------------------------------------------------- Figure 1: manifold hypothesis
+
+def test_resnet_score_keeps_the_image_shape_and_has_the_paper_structure():
+    from ncsn_edu.resnet_score import PAPER_WIDTHS, ResNetScore
+
+    torch.manual_seed(0)
+    net = ResNetScore(3, PAPER_WIDTHS)
+    x = torch.rand(2, 3, 32, 32)
+    assert net(x).shape == x.shape
+    assert len(net.encoder) == 5 and len(net.decoder) == 5
+    assert [b.conv1.out_channels for b in net.encoder] == list(PAPER_WIDTHS)
+    assert [b.resample for b in net.encoder] == [None, "down", None, "down", None]
+    assert [b.resample for b in net.decoder] == [None, "up", None, "up", None]
+    assert all(isinstance(m, torch.nn.GroupNorm) for m in (net.encoder[0].norm1, net.decoder[4].norm2))
+    small = ResNetScore(1, (4, 8, 8, 8, 8))
+    assert small(torch.rand(3, 1, 28, 28)).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError):
+        small(torch.rand(3, 1, 30, 30))
+    with pytest.raises(ValueError):
+        ResNetScore(1, (4, 8, 8))
+
+
+def test_loss_fluctuation_on_known_curves():
+    from ncsn_edu.manifold_experiment import loss_fluctuation
+
+    flat = [-10.0 + (1 if i % 2 else -1) for i in range(100)]  # mean -10, std about 1.005 over the tail
+    assert loss_fluctuation(flat) == pytest.approx(torch.tensor([-11.0, -9.0] * 10).std().item() / 10)
+    line = [-float(i) for i in range(100)]  # a steady fall: fluctuates only through its trend
+    assert loss_fluctuation(line) > 0.05
+    assert loss_fluctuation(line, detrend=True) < 1e-9
+    assert loss_fluctuation([1.0, 2.0, float("nan"), 1.0, 1.0, 1.0]) == math.inf
+    with pytest.raises(ValueError):
+        loss_fluctuation([1.0, 2.0])
+
+
+def test_bar_images_lie_on_a_low_dimensional_set():
+    from ncsn_edu.manifold_experiment import bar_images
+
+    x = bar_images(256, 16, torch.Generator().manual_seed(0))
+    assert x.shape == (256, 1, 16, 16) and x.min() >= 0 and x.max() <= 1
+    assert (x == 0).float().mean() > 0.8  # most pixels exactly zero, as in MNIST
+    assert (x[:, :, :2] == 0).all() and (x[:, :, :, -2:] == 0).all()  # a blank border
+
+
+def test_manifold_command_runs_on_cifar10_files(tmp_path, monkeypatch):
+    """The CIFAR-10 path of the command, on a small data set in CIFAR-10's own format."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from fake_cifar import trust_fake_cifar10, write_fake_cifar10
+
+    from ncsn_edu.manifold_experiment import load_images, main
+
+    trust_fake_cifar10(monkeypatch, write_fake_cifar10(tmp_path / "data", n_per_batch=4, n_test=2))
+    x = load_images("cifar10", tmp_path / "data")
+    assert x.shape == (20, 3, 32, 32) and 0 <= x.min() and x.max() <= 1
+    out = tmp_path / "curves.json"
+    main(["--dataset", "cifar10", "--root", str(tmp_path / "data"), "--widths", "4,4,4,4,4", "--n-iters", "5",
+          "--batch-size", "2", "--out", str(out), "--no-progress"])
+    saved = json.loads(out.read_text())
+    assert len(saved["clean"]) == 5 and len(saved["noisy"]) == 5
+    assert saved["settings"]["dataset"] == "cifar10" and saved["settings"]["image_shape"] == [3, 32, 32]
+    assert saved["command"].startswith("python -m ncsn_edu.manifold_experiment --dataset cifar10")
+
+
+def test_figure1_noisy_data_give_the_steadier_loss(tmp_path):
+    """A short run of the Figure 1 experiment on images on a 3-dimensional manifold:
+    sliced score matching on the clean images fluctuates more than on images + N(0, 0.01^2)."""
+    from ncsn_edu.manifold_experiment import main
+
+    out = tmp_path / "bars.json"
+    r = main(["--dataset", "bars", "--limit", "1024", "--widths", "4,8,8,8,8", "--n-iters", "120",
+              "--batch-size", "16", "--seed", "0", "--out", str(out), "--no-progress"])
+    f, fd = r["fluctuation"], r["fluctuation_detrended"]
+    assert f["clean"] > 1.3 * f["noisy"], f
+    assert fd["clean"] > fd["noisy"], fd
+    assert min(r["clean"]) < min(r["noisy"])  # the clean loss runs away downward faster
