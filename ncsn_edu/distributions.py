@@ -96,3 +96,50 @@ class GaussianMixture:
         r = self.responsibilities(x)  # (N, K)
         per_comp = (self.means[None] - x[:, None, :]) / (self.stds**2)[None, :, None]
         return (r[:, :, None] * per_comp).sum(1)
+
+
+def nearest_component(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """The index of the component mean nearest to each point of ``x`` (shape ``(N,)``).
+
+    Used to count how many samples landed in each mode; for the paper's toy mixture,
+    index 1 is the mode at ``(5, 5)``.
+    """
+    d = ((x.to(mixture.means.dtype)[:, None, :] - mixture.means[None]) ** 2).sum(-1)
+    return d.argmin(1)
+
+
+def mode_fractions(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """The fraction of the points ``x`` nearest to each component mean, shape ``(K,)``
+    (compare with ``mixture.weights``)."""
+    k = mixture.means.shape[0]
+    return torch.bincount(nearest_component(mixture, x), minlength=k).to(mixture.means.dtype) / x.shape[0]
+
+
+def annealed_score_fn(mixture: GaussianMixture, sigmas, convention: str = "perturbed"):
+    """Exact noise-conditional scores ``score_fn(x, labels)`` for annealed Langevin.
+
+    ``labels`` holds one noise-level index per sample (all equal within a batch, as
+    :func:`ncsn_edu.sampling.annealed_langevin_dynamics` passes them).
+
+    * ``convention="perturbed"``: the score of the data convolved with
+      ``N(0, sigma_i^2 I)``, i.e. ``mixture.perturbed(sigma_i)``, whose components have
+      standard deviation ``sqrt(s_k^2 + sigma_i^2)``. This is what a perfect network
+      trained with denoising score matching at level ``sigma_i`` would learn.
+    * ``convention="code"``: the official code's toy experiment, which replaces each
+      component's standard deviation by ``sigma_i`` (same means and weights).
+    """
+    sigmas = [float(s) for s in torch.as_tensor(sigmas).flatten().tolist()]
+    if convention == "perturbed":
+        levels = [mixture.perturbed(s) for s in sigmas]
+    elif convention == "code":
+        levels = [GaussianMixture(mixture.means, s, mixture.weights, dtype=mixture.means.dtype) for s in sigmas]
+    else:
+        raise ValueError(f"convention must be 'perturbed' or 'code', got {convention!r}")
+
+    def score_fn(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        i = int(labels[0])
+        if not 0 <= i < len(levels):
+            raise IndexError(f"noise level {i} is outside 0..{len(levels) - 1}")
+        return levels[i].score(x).to(x.dtype)
+
+    return score_fn
