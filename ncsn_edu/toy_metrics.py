@@ -5,17 +5,6 @@ from __future__ import annotations
 import torch
 
 
-def nearest_mode_fractions(x: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """The fraction of the points ``x`` (shape ``(N, D)``) nearest to each of ``means``
-    (shape ``(K, D)``). For the paper's toy the exact answer is the mixing weights
-    ``(0.2, 0.8)``."""
-    means = torch.as_tensor(means, dtype=x.dtype)
-    if x.ndim != 2 or means.ndim != 2 or x.shape[1] != means.shape[1]:
-        raise ValueError("x must be (N, D) and means (K, D) with the same D")
-    nearest = torch.cdist(x, means).argmin(1)
-    return torch.bincount(nearest, minlength=len(means)).to(x.dtype) / len(x)
-
-
 def relative_score_error(score_fn, exact_score_fn, x: torch.Tensor) -> float:
     """``sqrt(sum ||s - s*||^2 / sum ||s*||^2)`` over the points ``x``: 0 is perfect, 1 is
     as bad as answering zero everywhere."""

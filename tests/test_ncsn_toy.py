@@ -8,7 +8,8 @@ import torch
 from ncsn_edu.distributions import GaussianMixture
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
-from ncsn_edu.toy_metrics import nearest_mode_fractions, per_level_score_errors, relative_score_error
+from ncsn_edu.distributions import mode_fractions
+from ncsn_edu.toy_metrics import per_level_score_errors, relative_score_error
 from ncsn_edu.toy_nets import ConditionalScoreMLP
 from ncsn_edu.training import train_toy_ncsn
 
@@ -99,7 +100,7 @@ def test_annealed_langevin_with_the_learned_scores_recovers_the_mode_weights(tra
     for seed, (model, _) in trained.items():
         g = torch.Generator().manual_seed(100 + seed)
         x = annealed_langevin_dynamics(model, uniform_start(1280, g), SIGMAS, 0.1, 100, g)
-        frac = nearest_mode_fractions(x, MIX.means)[1].item()
+        frac = mode_fractions(MIX, x)[1].item()
         assert frac == pytest.approx(0.8, abs=0.05), (seed, frac)
 
 
@@ -110,12 +111,12 @@ def test_single_sigma_baseline_with_plain_langevin_misses_the_weights():
     model, _ = train_toy_ncsn([1.0], seed=0)
     g = torch.Generator().manual_seed(5)
     x = langevin_dynamics(model.level_score(0), uniform_start(1280, g), 0.1, 1000, g)
-    frac = nearest_mode_fractions(x, MIX.means)[1].item()
+    frac = mode_fractions(MIX, x)[1].item()
     assert frac < 0.65, frac
 
 
 def test_mode_fractions_of_exact_samples():
     x = MIX.sample(20000, torch.Generator().manual_seed(0))
-    frac = nearest_mode_fractions(x, MIX.means)
+    frac = mode_fractions(MIX, x)
     assert frac.sum().item() == pytest.approx(1.0)
     assert frac[1].item() == pytest.approx(0.8, abs=0.01)
