@@ -421,6 +421,11 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
                 f"--out to start a new run, or the same settings to resume. Nothing was overwritten.")
 
     # Data (read before any file is written, so a data error leaves OUT untouched).
+    if cfg.data_root is not None and not Path(cfg.data_root).is_dir():
+        raise FileNotFoundError(
+            f"--data-root {cfg.data_root} is not a folder. Give the folder that holds the data set in "
+            f"torchvision's layout (MNIST/raw/ or cifar-10-batches-py/), or leave --data-root out to use "
+            f"the default data folder, where torchvision downloads the data set when it can.")
     images, _ = load_images(cfg.dataset, train=True, root=cfg.data_root)
     test_images = load_images(cfg.dataset, train=False, root=cfg.data_root)[0] if cfg.test_batches else None
     if device.type == "cuda":
@@ -438,6 +443,8 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        for group in opt.param_groups:  # the command line's optimiser settings win
+            group["lr"], group["betas"] = cfg.lr, (cfg.beta1, cfg.beta2)
         step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
@@ -483,7 +490,7 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         }
         atomic_save(payload, out / CHECKPOINT)
-        if cfg.keep_snapshots:
+        if cfg.keep_snapshots and (at % cfg.ckpt_every == 0 or at == cfg.n_iters):
             snap = {k: payload[k] for k in ("model", "step", "sigmas", "config")}
             (out / "snapshots").mkdir(exist_ok=True)
             atomic_save(snap, out / "snapshots" / f"model_{at:07d}.pt")
@@ -553,7 +560,7 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
                 level_cnt.index_add_(0, labels, torch.ones_like(per))
                 losses.append(loss.detach())
             bar.update(1)
-            due_ckpt = step % cfg.ckpt_every == 0 or step == cfg.n_iters
+            due_ckpt = step % cfg.ckpt_every == 0 or step == end
             if step % cfg.log_every == 0 or due_ckpt or step == end:
                 recent = torch.stack(losses)
                 if distributed:  # the global batch's loss: mean of the ranks' means
@@ -583,13 +590,13 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
                 level_cnt.zero_()
             if is_main and (step % cfg.test_every == 0 or step == cfg.n_iters) and cfg.test_batches:
                 metrics.log(step, {"test_loss": test_loss()})
+            if is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
+                sample_grid(step)
             if due_ckpt:
                 if not all(torch.isfinite(p).all() for p in model.parameters()):
                     raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
                                         f"checkpoint ({ckpt_path}) is intact.")
                 checkpoint(step)
-            if is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
-                sample_grid(step)
             if distributed and due_ckpt:
                 torch.distributed.barrier()
     finally:

@@ -28,6 +28,16 @@ def tiny_cfg(root, out, **kw):
     return ti.TrainConfig(**base)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny networks here gain nothing from a second thread (and lose a lot when the
+    cores are shared); the setting is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
@@ -66,3 +76,98 @@ def test_trains_checkpoints_and_loads(mnist_root, tmp_path):
     model, sigmas, cfg = ti.load_checkpoint(out / "checkpoint.pt", model_factory=tiny_factory)
     torch.testing.assert_close(sigmas, geometric_sigmas(1, 0.01, 10).float())
     assert cfg["ngf"] == 4 and not model.training
+
+
+def _weights(out):
+    return ti.read_checkpoint(Path(out) / "checkpoint.pt")
+
+
+def test_resume_is_exact(mnist_root, tmp_path):
+    quiet = dict(model_factory=tiny_factory, log=lambda *a: None)
+    full = ti.train(tiny_cfg(mnist_root, tmp_path / "a", n_iters=14, ckpt_every=4), **quiet)
+    # Interrupted after 5 steps (between checkpoints; the stop itself checkpoints), resumed,
+    # interrupted again after 4 more, resumed to the end.
+    parts = [ti.train(tiny_cfg(mnist_root, tmp_path / "b", n_iters=14, ckpt_every=4, max_steps_this_run=k), **quiet)
+             for k in (5, 4, None)]
+    assert [p["step"] for p in parts] == [5, 9, 14]
+    assert sum((p["losses"] for p in parts), []) == full["losses"]  # bit for bit
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a["step"] == b["step"] == 14
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # The metrics log of the resumed run equals the uninterrupted one (but for wall time).
+    # The metrics log of the resumed run has every row of the uninterrupted one (plus rows
+    # at the two interruptions), with the same values.
+    ma, mb = ti.read_metrics(tmp_path / "a" / "metrics.csv"), ti.read_metrics(tmp_path / "b" / "metrics.csv")
+    for tag in ("loss", "test_loss"):
+        rows_b = dict(zip(*mb[tag]))
+        assert set(mb[tag][0]) - set(ma[tag][0]) <= {5, 9}
+        assert {s: rows_b[s] for s in ma[tag][0]} == dict(zip(*ma[tag])), tag
+
+
+def test_a_save_killed_midway_leaves_the_last_checkpoint(mnist_root, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    ti.train(tiny_cfg(mnist_root, out, n_iters=6, ckpt_every=6), model_factory=tiny_factory, log=lambda *a: None)
+    before = (out / "checkpoint.pt").read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):  # write half a file, then die
+        real_save(obj, f, *a, **k)
+        f.truncate(100)
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        ti.train(tiny_cfg(mnist_root, out, n_iters=12, ckpt_every=6), model_factory=tiny_factory, log=lambda *a: None)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (out / "checkpoint.pt").read_bytes() == before  # old checkpoint intact
+    assert list(out.glob(".*.tmp*"))  # the half-written temporary file
+    res = ti.train(tiny_cfg(mnist_root, out, n_iters=12, ckpt_every=6), model_factory=tiny_factory, log=lambda *a: None)
+    assert res["steps_run"] == 6 and res["step"] == 12 and not list(out.glob(".*.tmp*"))
+
+
+def test_non_finite_loss_stops_with_last_checkpoint_intact(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    ti.train(tiny_cfg(mnist_root, out, n_iters=4, ckpt_every=4), model_factory=tiny_factory, log=lambda *a: None)
+    before = (out / "checkpoint.pt").read_bytes()
+    # An absurd learning rate overflows the weights and the loss within a few steps.
+    with pytest.raises(ti.NonFiniteLoss, match="last good checkpoint"):
+        ti.train(tiny_cfg(mnist_root, out, n_iters=40, ckpt_every=20, log_every=1, lr=1e38),
+                 model_factory=tiny_factory, log=lambda *a: None)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert ti.read_checkpoint(out / "checkpoint.pt")["step"] == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "svhn"], "unknown data set"),
+    (["--sigma-begin", "0.01", "--sigma-end", "1"], "below --sigma-end"),
+    (["--batch-size", "0"], "--batch-size must be positive"),
+    (["--batch-size", "-4"], "--batch-size must be positive"),
+    (["--data-root", "/nonexistent/ncsn"], "is not a folder"),
+])
+def test_bad_inputs_give_clear_errors_and_write_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    rc = ti.main(["--out", str(out), "--no-progress"] + args, model_factory=tiny_factory)
+    assert rc == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unreadable_checkpoint_is_an_error_and_is_not_overwritten(mnist_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    rc = ti.main(["--out", str(out), "--data-root", str(mnist_root), "--ngf", "4", "--batch-size", "16",
+                  "--n-iters", "4", "--no-progress"], model_factory=tiny_factory)
+    assert rc == 1
+    assert "cannot read checkpoint" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == b"not a checkpoint at all"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+
+
+def test_resume_with_other_settings_is_refused(mnist_root, tmp_path):
+    ti.train(tiny_cfg(mnist_root, tmp_path, n_iters=3, ckpt_every=3), model_factory=tiny_factory, log=lambda *a: None)
+    with pytest.raises(ValueError, match="different settings"):
+        ti.train(tiny_cfg(mnist_root, tmp_path, n_iters=6, ngf=8), model_factory=tiny_factory, log=lambda *a: None)
