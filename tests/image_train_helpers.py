@@ -2,11 +2,12 @@
 sets written in MNIST's and CIFAR-10's own file formats, and a launcher that subprocess
 tests (SIGKILL, torchrun) run as a script.
 
-    python tests/image_train_helpers.py [--tiny-model] [--fake-cifar-md5 FILE] -- TRAINER ARGS
+    python tests/image_train_helpers.py [--tiny-model] [--record-batch FILE] [--fake-cifar-md5 FILE] -- ARGS
 
 runs ``ncsn_edu.train_images.main(TRAINER ARGS)``; ``--fake-cifar-md5`` makes
 torchvision accept a generated CIFAR-10 (md5s read from a JSON file), ``--tiny-model``
-swaps in :class:`TinyScore` for a fast CPU run.
+swaps in :class:`TinyScore` for a fast CPU run, ``--record-batch FILE`` writes the batch
+sizes the tiny model trained on to ``FILE.<rank>``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ class TinyScore(nn.Module):
         self.conv3 = nn.Conv2d(ngf, in_channels, 3, padding=1)
         self.scale = nn.Embedding(num_classes, ngf)
         nn.init.ones_(self.scale.weight)
+        self.batch_sizes_seen: set = set()  # training batch sizes this process saw
 
     def forward(self, x, labels):
+        if self.training:
+            self.batch_sizes_seen.add(x.shape[0])
         h = 2 * x - 1
         h = torch.nn.functional.elu(self.conv1(h)) * self.scale(labels)[:, :, None, None]
         h = torch.nn.functional.elu(self.conv2(h))
@@ -72,9 +76,11 @@ def write_fake_mnist(root, n_train: int = 256, n_test: int = 64, seed: int = 0) 
 def _launch(argv):
     sep = argv.index("--") if "--" in argv else len(argv)
     own, rest = argv[:sep], argv[sep + 1:]
-    factory = None
+    factory, built = None, []
     if "--tiny-model" in own:
-        factory = tiny_factory
+        def factory(*a):
+            built.append(tiny_factory(*a))
+            return built[-1]
     if "--fake-cifar-md5" in own:
         from torchvision.datasets import CIFAR10
 
@@ -85,7 +91,13 @@ def _launch(argv):
     torch.set_num_threads(1)
     from ncsn_edu.train_images import main
 
-    return main(rest, model_factory=factory)
+    rc = main(rest, model_factory=factory)
+    if "--record-batch" in own and built:  # which batch sizes this process trained on
+        import os
+
+        path = Path(own[own.index("--record-batch") + 1] + "." + os.environ.get("RANK", "0"))
+        path.write_text(json.dumps(sorted(built[-1].batch_sizes_seen)))
+    return rc
 
 
 if __name__ == "__main__":
