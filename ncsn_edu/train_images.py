@@ -92,6 +92,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: str = "auto"
     max_steps_this_run: int | None = None  # stop early (for tests and time-boxed runs)
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -119,6 +120,8 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
     if cfg.ngf is not None and cfg.ngf <= 0:
         raise ValueError(f"--ngf must be positive, got {cfg.ngf}")
+    if cfg.max_minutes is not None and cfg.max_minutes <= 0:
+        raise ValueError("--max-minutes must be positive")
     if cfg.test_batches < 0:
         raise ValueError("--test-batches must be non-negative")
     if not (cfg.lr > 0 and cfg.sample_eps > 0):
@@ -541,6 +544,7 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
     level_cnt = torch.zeros(cfg.n_sigmas, device=device)
     share = cfg.batch_size // world
     start_time, start_step = time.time(), step
+    last_log = [start_time]
     history = []
     train_model.train()
     try:
@@ -560,6 +564,12 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
                 level_cnt.index_add_(0, labels, torch.ones_like(per))
                 losses.append(loss.detach())
             bar.update(1)
+            if cfg.max_minutes is not None and step % cfg.log_every == 0 and step < end:
+                late = torch.tensor(float(time.time() - start_time > 60 * cfg.max_minutes), device=device)
+                if distributed:  # rank 0's clock decides for all
+                    torch.distributed.broadcast(late, 0)
+                if late.item():
+                    end = step  # checkpoint now and stop
             due_ckpt = step % cfg.ckpt_every == 0 or step == end
             if step % cfg.log_every == 0 or due_ckpt or step == end:
                 recent = torch.stack(losses)
@@ -579,7 +589,10 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
                         f"resume from it.")
                 history.extend(recent)
                 if is_main:
-                    vals = {"loss": recent[-1], "loss_mean": sum(recent) / len(recent)}
+                    now = time.time()
+                    vals = {"loss": recent[-1], "loss_mean": sum(recent) / len(recent),
+                            "it_per_s": len(recent) / max(now - last_log[0], 1e-9)}
+                    last_log[0] = now
                     cnt = level_cnt.tolist()
                     for i, (s_, c_) in enumerate(zip(level_sum.tolist(), cnt)):
                         if c_:
@@ -661,6 +674,9 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--no-progress", dest="progress", action="store_false", help="no progress bar")
     a("--max-steps-this-run", type=int, default=None,
       help="stop after this many iterations of this invocation (rerun to continue)")
+    a("--max-minutes", type=float, default=None,
+      help="stop with a checkpoint after this many minutes of training (rerun to continue), "
+           "e.g. to fit a Colab session")
     return p
 
 
