@@ -6,7 +6,7 @@
 
 The metrics come from ``torch-fidelity`` (``pip install torch-fidelity``), a maintained
 library that reproduces the reference TensorFlow Inception network's numbers; nothing
-here is a hand-written Inception. Its Inception-v3 weights (about 92 MB) are downloaded
+here is a hand-written Inception. Its Inception-v3 weights (about 95 MB) are downloaded
 on first use into torch's hub cache, ``$TORCH_HOME/hub/checkpoints/`` (by default
 ``~/.cache/torch/hub/checkpoints/``), and read from there afterwards; offline, the
 commands stop with a message saying where to put the file. ``--inception-weights PATH``

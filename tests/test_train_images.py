@@ -302,3 +302,18 @@ def test_cifar10_defaults_train_sample_on_cifar_format_data(tmp_path, monkeypatc
     assert (c.lr, c.beta1, c.beta2, c.batch_size, c.n_iters, c.ckpt_every) == (1e-3, 0.9, 0.999, 128, 200_000, 5_000)
     m = ti.config_from_args(ti.build_parser().parse_args([])).resolved()
     assert (m.dataset, m.ngf, m.flip) == ("mnist", 64, False)
+
+
+def test_bf16_and_channels_last_give_the_fp32_losses(mnist_root, tmp_path):
+    quiet = dict(model_factory=tiny_factory, log=lambda *a: None)
+    plain = ti.train(tiny_cfg(mnist_root, tmp_path / "a", n_iters=10, amp="off"), **quiet)
+    fast = ti.train(tiny_cfg(mnist_root, tmp_path / "b", n_iters=10, amp="bf16", channels_last="on"), **quiet)
+    a, b = torch.tensor(plain["losses"]), torch.tensor(fast["losses"])
+    assert not torch.equal(a, b)  # bf16 did run
+    assert ((a - b).abs() / a).max() < 0.01
+
+
+def test_max_minutes_stops_with_a_checkpoint(mnist_root, tmp_path):
+    res = ti.train(tiny_cfg(mnist_root, tmp_path, n_iters=1000, log_every=2, max_minutes=1e-9),
+                   model_factory=tiny_factory, log=lambda *a: None)
+    assert res["step"] == 2 and ti.read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
