@@ -317,3 +317,21 @@ def test_max_minutes_stops_with_a_checkpoint(mnist_root, tmp_path):
     res = ti.train(tiny_cfg(mnist_root, tmp_path, n_iters=1000, log_every=2, max_minutes=1e-9),
                    model_factory=tiny_factory, log=lambda *a: None)
     assert res["step"] == 2 and ti.read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+
+
+def test_the_command_trains_the_papers_network(mnist_root, tmp_path, capsys):
+    from ncsn_edu import sample_images
+    from ncsn_edu.refinenet import CondRefineNetDilated
+
+    out = tmp_path / "run"
+    rc = ti.main(["--out", str(out), "--data-root", str(mnist_root), "--ngf", "4", "--batch-size", "8", "--n-iters", "2",
+                  "--ckpt-every", "2", "--test-batches", "1", "--sample-n", "2", "--sample-steps-each", "1",
+                  "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    model, sigmas, cfg = ti.load_checkpoint(out / "checkpoint.pt")
+    assert isinstance(model, CondRefineNetDilated) and cfg["ngf"] == 4
+    ref = CondRefineNetDilated(in_channels=1, ngf=4, num_classes=10, image_size=28)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    rc = sample_images.main(["sample", str(out / "checkpoint.pt"), "--n", "2", "--steps-each", "1",
+                             "--grid", str(tmp_path / "g.png"), "--no-progress"])
+    assert rc == 0 and (tmp_path / "g.png").is_file()
