@@ -142,17 +142,19 @@ def sampling_rate(mode: Mode, factory, dataset, ngf, batch, n_evals, warmup, dev
     return batch / (per_eval * 1000)
 
 
-def step_flops(factory, dataset, ngf, batch, device) -> float:
-    """FLOPs of one training step (forward and backward) counted by torch's flop counter."""
+def step_flops(factory, dataset, ngf, batch, device, count_batch: int = 2) -> float:
+    """FLOPs of one training step (forward and backward) at batch ``batch``, counted by
+    torch's flop counter on ``count_batch`` images and scaled (the count is linear in the
+    batch: every image goes through the same convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     d = DATASET_DEFAULTS[dataset]
     model = _model(factory, dataset, ngf, 0).to(device)
-    x = torch.rand(batch, d["channels"], d["image_size"], d["image_size"], device=device)
-    labels = torch.zeros(batch, dtype=torch.long, device=device)
+    x = torch.rand(count_batch, d["channels"], d["image_size"], d["image_size"], device=device)
+    labels = torch.zeros(count_batch, dtype=torch.long, device=device)
     with FlopCounterMode(display=False) as fc:
         model(x, labels).square().sum().backward()
-    return float(fc.get_total_flops())
+    return float(fc.get_total_flops()) * batch / count_batch
 
 
 def run_benchmark(args, factory=None) -> dict:
@@ -172,6 +174,10 @@ def run_benchmark(args, factory=None) -> dict:
     flops = step_flops(factory, args.dataset, ngf, args.batch_size, device)
     peak = bf16_peak(device, args.peak_tflops)
     res.update(train_step_gflop=flops / 1e9, bf16_peak_tflops=peak)
+    print(f"one training step of the {args.dataset} network (ngf {ngf}) at batch {args.batch_size}: "
+          f"{flops / 1e12:.3f} TFLOP (forward and backward)", flush=True)
+    if args.flops_only:
+        return res
     for mode in modes:
         if cuda:
             torch.cuda.empty_cache()
@@ -242,6 +248,7 @@ def build_parser():
     a("--fast-channels-last", default="auto", choices=["auto", "on", "off"], help="channels-last in the fast path")
     a("--fast-compile", default="auto", choices=["auto", "on", "off"], help="torch.compile in the fast path")
     a("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, if not in the built-in table")
+    a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU)")
     a("--out", default=None, help="write the results to this JSON file")
     return p
 
