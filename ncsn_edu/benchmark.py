@@ -1,0 +1,267 @@
+"""Speed of training and sampling: plain fp32 eager against the fast path.
+
+    python -m ncsn_edu.benchmark                     # CIFAR-10 network, batch 128, on the GPU
+    python -m ncsn_edu.benchmark --out bench.json --agreement-steps 300
+
+For each mode it times training iterations per second (Adam step on the paper's loss)
+and sampling images per second (annealed Langevin, 1,000 network evaluations per image),
+and reports the peak GPU memory and the achieved fraction of the GPU's dense bf16 peak
+(model FLOPs counted by ``torch.utils.flop_counter`` on one fp32 step). The modes:
+
+* ``fp32``: float32, eager, contiguous (NCHW) memory;
+* ``fast``: what the trainer's ``auto`` settings give on the device: bf16 autocast,
+  channels-last and ``torch.compile`` on CUDA (each can be set with ``--fast-*``).
+
+Loss agreement: both modes train the same initial network on the same batches and
+noise for ``--agreement-steps`` steps; the mean loss over the second half of the steps
+must agree within ``--tolerance`` (relative, default 2%). Timings use random images in
+[0, 1] (the network's cost does not depend on the pixels); the agreement run uses the
+data set when ``--data real`` (default: synthetic images, so no data set is needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+
+from .schedules import geometric_sigmas
+from .train_images import DATASET_DEFAULTS, StepBatches, _mix, _resolve_device, build_model, dsm_per_sample, step_noise
+
+#: Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets, without sparsity).
+BF16_PEAK_TFLOPS = {
+    "H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.5, "H100 NVL": 835.5,
+    "A100": 312.0, "A10G": 70.0, "A10": 125.0, "L40S": 362.05, "L4": 121.0, "RTX 4090": 165.2,
+    "RTX 3090": 71.0, "V100": None, "T4": None,
+}
+
+
+def bf16_peak(device: torch.device, override=None):
+    """The device's dense bf16 peak in TFLOP/s (None where unknown or without bf16 cores)."""
+    if override:
+        return float(override)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key in sorted(BF16_PEAK_TFLOPS, key=len, reverse=True):
+        if key in name:
+            return BF16_PEAK_TFLOPS[key]
+    return None
+
+
+class Mode:
+    """One way of running the network: precision, memory format, compilation."""
+
+    def __init__(self, name, amp: bool, channels_last: bool, compile: bool):
+        self.name, self.amp, self.channels_last, self.compile = name, amp, channels_last, compile
+
+    def setup(self, model, device):
+        model = model.to(device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        run = torch.compile(model) if self.compile else model
+        return model, run
+
+    def prep(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self, device):
+        return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.amp else None
+
+    def describe(self):
+        return dict(bf16=self.amp, channels_last=self.channels_last, compile=self.compile)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _model(factory, dataset, ngf, seed):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_mix(seed, 0))
+        return factory(dataset, ngf, 10)
+
+
+def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=0, images=None, lr=1e-3,
+                time_from: int | None = None):
+    """Train ``n_steps`` steps; return (losses, seconds for the steps after ``time_from``)."""
+    d = DATASET_DEFAULTS[dataset]
+    shape = (batch, d["channels"], d["image_size"], d["image_size"])
+    model, run = mode.setup(_model(factory, dataset, ngf, seed), device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sigmas = geometric_sigmas(1, 0.01, 10).float().to(device)
+    ac = mode.autocast(device)
+    batches = StepBatches(images, batch, seed, False, False) if images is not None else None
+    losses, t0 = [], None
+    for step in range(n_steps):
+        if time_from is not None and step == time_from:
+            _sync(device)
+            t0 = time.perf_counter()
+        if batches is not None:
+            x = batches.batch(step).to(device)
+        else:
+            x = torch.rand(shape, generator=torch.Generator(device=device).manual_seed(_mix(seed, 9, step)),
+                           device=device)
+        labels, z = step_noise(step, shape, 10, seed, device)
+        loss = dsm_per_sample(run, mode.prep(x), labels, mode.prep(z), sigmas, ac).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    _sync(device)
+    seconds = time.perf_counter() - t0 if t0 is not None else float("nan")
+    return torch.stack(losses).tolist(), seconds
+
+
+def sampling_rate(mode: Mode, factory, dataset, ngf, batch, n_evals, warmup, device, seed=0):
+    """Network evaluations per second in the sampler's setting (no grad, batch ``batch``);
+    returns images per second for the full 1,000-evaluation sampler."""
+    d = DATASET_DEFAULTS[dataset]
+    model, run = mode.setup(_model(factory, dataset, ngf, seed).eval(), device)
+    ac = mode.autocast(device)
+    x = mode.prep(torch.rand(batch, d["channels"], d["image_size"], d["image_size"], device=device))
+    labels = torch.zeros(batch, dtype=torch.long, device=device)
+    with torch.no_grad():
+        for i in range(warmup + n_evals):
+            if i == warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            if ac is not None:
+                with ac():
+                    s = run(x, labels).float()
+            else:
+                s = run(x, labels)
+            x = x + 1e-5 * s  # a Langevin-like update keeps the evaluations dependent
+    _sync(device)
+    per_eval = (time.perf_counter() - t0) / n_evals
+    return batch / (per_eval * 1000)
+
+
+def step_flops(factory, dataset, ngf, batch, device, count_batch: int = 2) -> float:
+    """FLOPs of one training step (forward and backward) at batch ``batch``, counted by
+    torch's flop counter on ``count_batch`` images and scaled (the count is linear in the
+    batch: every image goes through the same convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    d = DATASET_DEFAULTS[dataset]
+    model = _model(factory, dataset, ngf, 0).to(device)
+    x = torch.rand(count_batch, d["channels"], d["image_size"], d["image_size"], device=device)
+    labels = torch.zeros(count_batch, dtype=torch.long, device=device)
+    with FlopCounterMode(display=False) as fc:
+        model(x, labels).square().sum().backward()
+    return float(fc.get_total_flops()) * batch / count_batch
+
+
+def run_benchmark(args, factory=None) -> dict:
+    factory = factory or build_model
+    device = _resolve_device(args.device, 0)
+    cuda = device.type == "cuda"
+    d = DATASET_DEFAULTS[args.dataset]
+    ngf = args.ngf or d["ngf"]
+
+    def flag(v):
+        return v == "on" or (v == "auto" and cuda)
+
+    modes = [Mode("fp32", False, False, False),
+             Mode("fast", flag(args.fast_amp), flag(args.fast_channels_last), flag(args.fast_compile))]
+    res = dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+               torch=torch.__version__, dataset=args.dataset, ngf=ngf, batch_size=args.batch_size, modes={})
+    flops = step_flops(factory, args.dataset, ngf, args.batch_size, device)
+    peak = bf16_peak(device, args.peak_tflops)
+    res.update(train_step_gflop=flops / 1e9, bf16_peak_tflops=peak)
+    print(f"one training step of the {args.dataset} network (ngf {ngf}) at batch {args.batch_size}: "
+          f"{flops / 1e12:.3f} TFLOP (forward and backward)", flush=True)
+    if args.flops_only:
+        return res
+    for mode in modes:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        _, secs = train_steps(mode, factory, args.dataset, ngf, args.batch_size, args.warmup + args.steps, device,
+                              time_from=args.warmup)
+        its = args.steps / secs
+        entry = dict(mode.describe(), train_it_per_s=its,
+                     train_peak_mem_gib=torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+                     achieved_tflops=flops * its / 1e12)
+        entry["fraction_of_bf16_peak"] = entry["achieved_tflops"] / peak if peak else None
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        entry["sample_img_per_s"] = sampling_rate(mode, factory, args.dataset, ngf, args.sample_batch,
+                                                  args.sample_evals, args.warmup, device)
+        entry["sample_peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+        res["modes"][mode.name] = entry
+        print(f"{mode.name:5s} {mode.describe()}: {its:.2f} it/s, {entry['sample_img_per_s']:.2f} img/s sampled",
+              flush=True)
+    res["speedup_train"] = res["modes"]["fast"]["train_it_per_s"] / res["modes"]["fp32"]["train_it_per_s"]
+    res["speedup_sample"] = res["modes"]["fast"]["sample_img_per_s"] / res["modes"]["fp32"]["sample_img_per_s"]
+
+    if args.agreement_steps:
+        images = None
+        if args.data == "real":
+            from .train_images import load_images
+
+            images = load_images(args.dataset, True, args.data_root)[0]
+            if cuda:
+                images = images.to(device)
+        curves = {m.name: train_steps(m, factory, args.dataset, ngf, args.batch_size, args.agreement_steps, device,
+                                      seed=1, images=images)[0] for m in modes}
+        half = args.agreement_steps // 2
+        means = {k: sum(v[half:]) / len(v[half:]) for k, v in curves.items()}
+        rel = abs(means["fast"] - means["fp32"]) / abs(means["fp32"])
+        first = abs(curves["fast"][0] - curves["fp32"][0]) / abs(curves["fp32"][0])
+        res["agreement"] = dict(steps=args.agreement_steps, data=args.data, mean_loss_second_half=means,
+                                relative_difference=rel, first_step_relative_difference=first,
+                                tolerance=args.tolerance, agrees=bool(rel <= args.tolerance and math.isfinite(rel)),
+                                losses=curves)
+        print(f"loss agreement over steps {half}-{args.agreement_steps}: fp32 {means['fp32']:.4f}, fast "
+              f"{means['fast']:.4f}, relative difference {rel:.3%} (tolerance {args.tolerance:.1%}): "
+              f"{'agrees' if res['agreement']['agrees'] else 'DOES NOT AGREE'}")
+    print(f"speed-up of the fast path: training {res['speedup_train']:.2f}x, sampling {res['speedup_sample']:.2f}x")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=2)
+    return res
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m ncsn_edu.benchmark", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--dataset", default="cifar10", choices=sorted(DATASET_DEFAULTS), help="which network (channels, size)")
+    a("--ngf", type=int, default=None, help="network width (default the paper's for the data set)")
+    a("--batch-size", type=int, default=128, help="training batch")
+    a("--steps", type=int, default=50, help="timed training steps per mode")
+    a("--warmup", type=int, default=10, help="untimed steps first (compilation happens here)")
+    a("--sample-batch", type=int, default=500, help="sampling batch")
+    a("--sample-evals", type=int, default=20, help="timed network evaluations for the sampling rate")
+    a("--agreement-steps", type=int, default=300, help="steps of the loss agreement check (0: skip)")
+    a("--tolerance", type=float, default=0.02, help="allowed relative difference of the mean losses")
+    a("--data", default="synthetic", choices=["synthetic", "real"], help="images for the agreement run")
+    a("--data-root", default=None, help="data folder for --data real")
+    a("--device", default="auto", help="auto, cuda, cpu, ...")
+    a("--fast-amp", default="auto", choices=["auto", "on", "off"], help="bf16 in the fast path (auto: on CUDA)")
+    a("--fast-channels-last", default="auto", choices=["auto", "on", "off"], help="channels-last in the fast path")
+    a("--fast-compile", default="auto", choices=["auto", "on", "off"], help="torch.compile in the fast path")
+    a("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, if not in the built-in table")
+    a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU)")
+    a("--out", default=None, help="write the results to this JSON file")
+    return p
+
+
+def main(argv=None, model_factory=None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("batch_size", "steps", "sample_batch", "sample_evals"):
+        if getattr(args, name) <= 0:
+            print(f"error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
+            return 1
+    res = run_benchmark(args, model_factory)
+    return 0 if res.get("agreement", {}).get("agrees", True) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Samples and inpaintings from a trained image checkpoint.
+
+    python -m ncsn_edu.sample_images sample runs/cifar10/checkpoint.pt --n 64 --grid samples.png
+    python -m ncsn_edu.sample_images sample runs/cifar10/checkpoint.pt --n 50000 --shards runs/cifar10/fid50k
+    python -m ncsn_edu.sample_images inpaint runs/cifar10/checkpoint.pt --n-images 8 --completions 5 --grid inpaint.png
+
+Sampling is annealed Langevin dynamics (Algorithm 1) with the paper's settings: 100
+steps per level, starting from uniform noise, in the official code's step convention
+with step 2e-5 (the paper's eps = 4e-5; see :func:`ncsn_edu.sampling.annealed_langevin_dynamics`).
+Large sample sets are written in shards of ``--batch`` images (``shard_XXXXX.npz``,
+uint8); each shard is seeded by its index, so an interrupted run continues where it
+stopped and gives the same images. Inpainting is Algorithm 2 on held-out test images:
+the left half of each image is kept and the right half generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .sampling import annealed_langevin_dynamics
+from .train_images import _mix, _resolve_device, load_checkpoint, save_grid
+
+
+def score_function(model, amp: bool):
+    """``score(x, labels)`` of ``model``, under bf16 autocast when ``amp`` (result in fp32)."""
+    device_type = next(model.parameters()).device.type
+
+    def score(x, labels):
+        if amp:
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                return model(x, labels).float()
+        return model(x, labels)
+
+    return score
+
+
+def generate(model, sigmas, n: int, shape, eps: float = 2e-5, n_steps_each: int = 100, seed: int = 0,
+             convention: str = "code", amp: bool = False, final_denoise: bool = False, keep_every=None,
+             progress: bool = False):
+    """``n`` samples of ``shape`` (C, H, W) by annealed Langevin from uniform noise, clamped
+    to [0, 1]. With ``keep_every`` also returns the intermediate states."""
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
+    x0 = torch.rand((n, *shape), generator=g, device=device)
+    res = annealed_langevin_dynamics(score_function(model, amp), x0, sigmas, eps, n_steps_each, generator=g,
+                                     progress=progress, keep_every=keep_every, final_denoise=final_denoise,
+                                     convention=convention)
+    if keep_every:
+        x, states = res
+        return x.clamp(0, 1), [s.clamp(0, 1) for s in states]
+    return res.clamp(0, 1)
+
+
+def write_shards(model, sigmas, n: int, shape, folder, batch: int, seed: int = 0, progress: bool = True, **kw) -> Path:
+    """Write ``n`` samples to ``folder/shard_XXXXX.npz`` (uint8 ``(N, C, H, W)``), skipping
+    shards that are already there (shard ``i`` is seeded by ``(seed, i)``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_shards = -(-n // batch)
+    for i in tqdm(range(n_shards), disable=not progress, desc="sample shards"):
+        path = folder / f"shard_{i:05d}.npz"
+        size = min(batch, n - i * batch)
+        if path.exists():
+            continue
+        x = generate(model, sigmas, size, shape, seed=_mix(seed, 7, i), **kw)
+        tmp = folder / f".shard_{i:05d}.tmp.npz"
+        np.savez(tmp, images=to_uint8(x).cpu().numpy())
+        tmp.replace(path)
+    return folder
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] to uint8 (round to nearest)."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def read_shards(folder, n: int | None = None) -> torch.Tensor:
+    """The uint8 images of ``folder``'s shards, in order (the first ``n``)."""
+    files = sorted(Path(folder).glob("shard_*.npz"))
+    if not files:
+        raise FileNotFoundError(f"no shard_*.npz files in {folder}; make them with "
+                                f"python -m ncsn_edu.sample_images sample CHECKPOINT --n N --shards {folder}")
+    x = torch.cat([torch.from_numpy(np.load(f)["images"]) for f in files])
+    if n is not None:
+        if len(x) < n:
+            raise ValueError(f"{folder} holds {len(x)} samples, fewer than the {n} asked for")
+        x = x[:n]
+    return x
+
+
+def inpaint(model, sigmas, images: torch.Tensor, mask: torch.Tensor, completions: int, eps: float = 2e-5,
+            n_steps_each: int = 100, seed: int = 0, amp: bool = False, progress: bool = False) -> torch.Tensor:
+    """Algorithm 2: complete the pixels where ``mask`` is 0, ``completions`` times per image.
+
+    At level ``i`` the known pixels are ``y = x + sigma_i z`` (one draw per level) and are
+    written back after every Langevin step; the unknown pixels start uniform. Steps use
+    the official code's convention (step ``eps sigma_i^2 / sigma_L^2``, noise
+    ``sqrt(2 step)``). Returns ``(len(images), completions, C, H, W)`` in [0, 1].
+    """
+    device = next(model.parameters()).device
+    score = score_function(model, amp)
+    g = torch.Generator(device=device).manual_seed(seed)
+    x_known = images.to(device).repeat_interleave(completions, dim=0)
+    m = mask.to(device).expand_as(x_known).float()
+    x = torch.rand(x_known.shape, generator=g, device=device) * (1 - m) + x_known * m
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    bar = tqdm(total=len(sigmas) * n_steps_each, disable=not progress, desc="inpainting")
+    with torch.no_grad():
+        for i, sigma in enumerate(sigmas.tolist()):
+            labels = torch.full((len(x),), i, dtype=torch.long, device=device)
+            y = x_known + sigma * torch.randn(x.shape, generator=g, device=device)
+            step = eps * sigma**2 / sigmas[-1].item() ** 2
+            for _ in range(n_steps_each):
+                x = x * (1 - m) + y * m
+                z = torch.randn(x.shape, generator=g, device=device)
+                x = x + step * score(x, labels) + (2 * step) ** 0.5 * z
+                bar.update(1)
+        x = x * (1 - m) + x_known * m
+    bar.close()
+    return x.clamp(0, 1).view(len(images), completions, *images.shape[1:])
+
+
+def left_half_mask(shape) -> torch.Tensor:
+    """1 on the left half of the columns (kept), 0 on the right half (generated)."""
+    mask = torch.zeros(1, *shape)
+    mask[..., : shape[-1] // 2] = 1
+    return mask
+
+
+# ----------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ncsn_edu.sample_images", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(q):
+        q.add_argument("checkpoint", help="checkpoint.pt or a snapshot written by ncsn_edu.train_images")
+        q.add_argument("--eps", type=float, default=2e-5,
+                       help="Langevin step in the official code's convention (2e-5 = the paper's eps 4e-5)")
+        q.add_argument("--steps-each", type=int, default=100, help="Langevin steps per noise level (T)")
+        q.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+        q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+        q.add_argument("--amp", default="off", choices=["off", "bf16"], help="run the network under bf16 autocast")
+        q.add_argument("--grid", default=None, help="save an image grid to this PNG")
+        q.add_argument("--no-progress", dest="progress", action="store_false")
+
+    s = sub.add_parser("sample", help="generate samples (Algorithm 1)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common(s)
+    s.add_argument("--n", type=int, default=64, help="number of samples")
+    s.add_argument("--batch", type=int, default=1000, help="samples per batch (and per shard)")
+    s.add_argument("--shards", default=None, help="folder for shard_XXXXX.npz files (resumable; for FID)")
+    s.add_argument("--final-denoise", action="store_true", help="one extra denoising step at the end (off in the paper)")
+    s.add_argument("--convention", default="code", choices=["code", "paper"],
+                   help="step convention: the official code's (default) or the paper's Algorithm 1 as written")
+
+    q = sub.add_parser("inpaint", help="complete the right half of held-out test images (Algorithm 2)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common(q)
+    q.add_argument("--n-images", type=int, default=8, help="number of held-out test images")
+    q.add_argument("--completions", type=int, default=5, help="completions per image")
+    q.add_argument("--data-root", default=None, help="data folder (default: $NCSN_EDU_DATA or data/)")
+    return p
+
+
+def main(argv=None, model_factory=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        for name in ("eps",):
+            if getattr(args, name) <= 0:
+                raise ValueError(f"--{name} must be positive")
+        for name in ("steps_each", "n", "batch", "n_images", "completions"):
+            if getattr(args, name, 1) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        device = _resolve_device(args.device, 0)
+        model, sigmas, cfg = load_checkpoint(args.checkpoint, device, model_factory=model_factory)
+        from .train_images import DATASET_DEFAULTS
+
+        d = DATASET_DEFAULTS[cfg["dataset"]]
+        shape = (d["channels"], d["image_size"], d["image_size"])
+        kw = dict(eps=args.eps, n_steps_each=args.steps_each, amp=args.amp == "bf16")
+        if args.command == "sample":
+            kw.update(convention=args.convention, final_denoise=args.final_denoise)
+            if args.shards:
+                write_shards(model, sigmas, args.n, shape, args.shards, args.batch, args.seed, args.progress, **kw)
+                x = read_shards(args.shards, args.n)[:256].float() / 255
+                print(f"{args.n} samples in {args.shards}")
+            else:
+                x = generate(model, sigmas, args.n, shape, seed=args.seed, progress=args.progress, **kw)
+            if args.grid:
+                save_grid(x[:256], args.grid)
+                print(f"grid of {min(len(x), 256)} samples: {args.grid}")
+        else:
+            from .train_images import load_images
+
+            test, _ = load_images(cfg["dataset"], train=False, root=args.data_root)
+            g = torch.Generator().manual_seed(_mix(args.seed, 8))
+            idx = torch.randperm(len(test), generator=g)[: args.n_images]
+            images = test[idx].float() / 255
+            mask = left_half_mask(shape)
+            done = inpaint(model, sigmas, images, mask, args.completions, seed=args.seed, progress=args.progress, **kw)
+            # One row per image: occluded, completions, original (as the paper's figure 6).
+            rows = torch.cat([(images * mask).unsqueeze(1), done.cpu(), images.unsqueeze(1)], dim=1)
+            grid = args.grid or "inpainting.png"
+            save_grid(rows.flatten(0, 1), grid, nrow=args.completions + 2)
+            print(f"inpainting of {args.n_images} test images ({args.completions} completions each): {grid}")
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
