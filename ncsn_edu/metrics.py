@@ -1,0 +1,124 @@
+"""Quality numbers for image samples that can be computed on a CPU.
+
+* :func:`class_histogram` and :func:`mean_confidence`: what a classifier thinks of the
+  samples (every class should appear, about equally often for MNIST, and be recognised
+  with confidence);
+* :func:`frechet_distance`: the distance between Gaussians fitted to two sets of
+  features (the recipe of FID, here in a small classifier's feature space);
+* :func:`nearest_neighbours`: the closest training images in pixel space, with their
+  distances (Figure 9 of the paper: are samples copies of training data?);
+* :func:`classifier_report`: all of the classifier numbers at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _as_2d(features) -> np.ndarray:
+    f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"features must be an (N, D) array with N >= 2, got shape {f.shape}")
+    return f
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance_from_moments(mu1, cov1, mu2, cov2) -> float:
+    """``||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^{1/2} C2 C1^{1/2})^{1/2})``, the squared
+    2-Wasserstein distance between ``N(mu1, C1)`` and ``N(mu2, C2)``."""
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
+    s1 = _sqrtm_psd(cov1)
+    cross = _sqrtm_psd(s1 @ cov2 @ s1)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(cross))
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Frechet distance between Gaussians fitted (mean, unbiased covariance) to two
+    feature sets of shapes ``(N_a, D)`` and ``(N_b, D)``. Like FID it is biased upwards
+    for small N; compare only numbers computed with the same N."""
+    a, b = _as_2d(features_a), _as_2d(features_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
+    return frechet_distance_from_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+def class_histogram(predictions, num_classes: int = 10) -> np.ndarray:
+    """Fraction of ``predictions`` (class indices, or ``(N, K)`` probabilities/logits
+    whose argmax is taken) falling in each class."""
+    p = torch.as_tensor(predictions)
+    if p.dim() == 2:
+        p = p.argmax(1)
+    if p.dim() != 1 or len(p) == 0:
+        raise ValueError("predictions must be a non-empty vector of classes or an (N, K) array")
+    return np.bincount(p.cpu().numpy().astype(np.int64), minlength=num_classes)[:num_classes] / len(p)
+
+
+def mean_confidence(probs) -> float:
+    """Mean over samples of the largest class probability."""
+    p = torch.as_tensor(probs)
+    if p.dim() != 2:
+        raise ValueError("probs must be (N, K)")
+    return p.max(1).values.mean().item()
+
+
+@torch.no_grad()
+def classifier_outputs(classifier, images: torch.Tensor, batch_size: int = 500):
+    """``(probabilities, features)`` of ``classifier`` (with ``features(x)`` and a
+    ``head``-style forward) on ``images``."""
+    classifier.eval()
+    probs, feats = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].float()
+        f = classifier.features(x)
+        feats.append(f)
+        probs.append(torch.softmax(classifier.head(f), dim=1))
+    return torch.cat(probs), torch.cat(feats)
+
+
+def classifier_report(classifier, images: torch.Tensor, reference_features=None) -> dict:
+    """Class histogram, mean confidence and (with ``reference_features``) the Frechet
+    distance of ``images`` to the reference, in one dict."""
+    probs, feats = classifier_outputs(classifier, images)
+    hist = class_histogram(probs)
+    out = {"histogram": hist, "confidence": mean_confidence(probs), "classes_present": int((hist > 0).sum()),
+           "max_class_deviation": float(np.abs(hist - 1 / len(hist)).max()), "features": feats}
+    if reference_features is not None:
+        out["frechet"] = frechet_distance(feats, reference_features)
+    return out
+
+
+@torch.no_grad()
+def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, k: int = 1, chunk: int = 4096):
+    """The ``k`` nearest ``reference`` images of each query in pixel space (Euclidean).
+
+    Returns ``(distances, indices)``, both ``(N_queries, k)``, nearest first."""
+    if queries.shape[1:] != reference.shape[1:]:
+        raise ValueError(f"queries {tuple(queries.shape[1:])} and reference {tuple(reference.shape[1:])} differ")
+    if not 1 <= k <= len(reference):
+        raise ValueError("k must be between 1 and the number of reference images")
+    q = queries.flatten(1).double()
+    q2 = (q**2).sum(1, keepdim=True)
+    best_d = torch.full((len(q), k), float("inf"), dtype=torch.float64)
+    best_i = torch.zeros((len(q), k), dtype=torch.long)
+    for start in range(0, len(reference), chunk):
+        r = reference[start : start + chunk].flatten(1).double()
+        d2 = (q2 + (r**2).sum(1)[None, :] - 2 * q @ r.T).clamp_min(0)
+        d = torch.cat([best_d, d2.sqrt()], dim=1)
+        i = torch.cat([best_i, torch.arange(start, start + len(r)).expand(len(q), -1)], dim=1)
+        best_d, pos = d.topk(k, dim=1, largest=False)
+        best_i = i.gather(1, pos)
+    return best_d, best_i
+
+
+def shuffle_pixels(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image with its pixels randomly permuted (same pixel values, no structure):
+    the control that a quality number must tell apart from real images."""
+    flat = images.flatten(1)
+    idx = torch.argsort(torch.rand(flat.shape, generator=generator), dim=1)
+    return flat.gather(1, idx).view_as(images)

@@ -1,0 +1,103 @@
+"""Quality numbers: the Frechet distance against its closed form, nearest neighbours
+against brute force, and the committed MNIST classifier's numbers on real versus
+shuffled-pixel images."""
+
+import numpy as np
+import pytest
+import torch
+
+from ncsn_edu.metrics import (
+    class_histogram,
+    classifier_report,
+    frechet_distance,
+    frechet_distance_from_moments,
+    mean_confidence,
+    nearest_neighbours,
+    shuffle_pixels,
+)
+
+
+def test_frechet_distance_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()  # = 5 + 4 + 1
+    assert frechet_distance_from_moments(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, abs=1e-9)
+    # Rotating both Gaussians together leaves the distance unchanged.
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    rotated = frechet_distance_from_moments(q @ mu1, q @ np.diag(v1) @ q.T, q @ mu2, q @ np.diag(v2) @ q.T)
+    assert rotated == pytest.approx(expected, abs=1e-9)
+
+
+def test_frechet_distance_of_samples():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 4, generator=g)
+    b = torch.randn(20000, 4, generator=g) * 2 + torch.tensor([1.0, 0, 0, 0])
+    # closed form: 1 + 4 * (2 - 1)^2 = 5
+    assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.15)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        frechet_distance(a, b[:, :3])
+
+
+def test_histogram_and_confidence():
+    assert np.allclose(class_histogram(torch.tensor([0, 1, 1, 3]), 4), [0.25, 0.5, 0, 0.25])
+    probs = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    assert np.allclose(class_histogram(probs, 2), [0.5, 0.5])
+    assert mean_confidence(probs) == pytest.approx(0.8)
+
+
+def test_nearest_neighbours_against_brute_force():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(300, 1, 5, 5, generator=g)
+    queries = torch.cat([ref[[7, 123]], torch.rand(3, 1, 5, 5, generator=g)])
+    d, i = nearest_neighbours(queries, ref, k=3, chunk=64)  # several chunks
+    brute = torch.cdist(queries.flatten(1).double(), ref.flatten(1).double())
+    bd, bi = brute.topk(3, dim=1, largest=False)
+    assert torch.equal(i, bi) and torch.allclose(d, bd, atol=1e-6)
+    assert i[0, 0] == 7 and i[1, 0] == 123 and d[:2, 0].abs().max() < 1e-6  # copies are found at distance 0
+
+
+def test_shuffle_pixels_keeps_values():
+    x = torch.rand(4, 1, 6, 6)
+    s = shuffle_pixels(x, torch.Generator().manual_seed(0))
+    assert torch.equal(s.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    assert not torch.equal(s, x)
+
+
+@pytest.fixture(scope="module")
+def mnist_and_classifier():
+    from ncsn_edu.data import image_dataset
+    from ncsn_edu.mnist_classifier import load_classifier
+
+    try:
+        test = image_dataset("mnist", train=False)
+        train = image_dataset("mnist", train=True)
+    except FileNotFoundError as err:  # offline without a copy of MNIST
+        pytest.skip(f"MNIST not available: {err}")
+    model, summary = load_classifier()
+    to = lambda ds: (ds.data.unsqueeze(1).float() / 255, ds.targets)  # noqa: E731
+    return to(test), to(train), model, summary
+
+
+def test_classifier_numbers_separate_real_from_shuffled_images(mnist_and_classifier):
+    (xt, yt), (xtr, _), model, summary = mnist_and_classifier
+    assert summary["test_accuracy"] > 0.97
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(xt), generator=g)
+    real, reference = xt[perm[:1000]], xt[perm[1000:3000]]
+    ref_feats = classifier_report(model, reference)["features"]
+    r = classifier_report(model, real, ref_feats)
+    s = classifier_report(model, shuffle_pixels(real, g), ref_feats)
+    # Real digits: every class, close to 10% each, recognised with confidence.
+    assert r["classes_present"] == 10 and r["max_class_deviation"] < 0.04
+    assert r["confidence"] > 0.95
+    assert (torch.tensor(class_histogram(yt[perm[:1000]])) - torch.tensor(r["histogram"])).abs().max() < 0.02
+    # Shuffled pixels: same pixel values, no digit. The classifier is less sure, and the
+    # features sit far from those of real digits.
+    assert s["confidence"] < r["confidence"] - 0.1
+    assert s["frechet"] > 20 * r["frechet"]
+    # In pixel space, real test digits have much closer training neighbours than shuffled ones.
+    d_real, _ = nearest_neighbours(real[:50], xtr[:20000])
+    d_shuf, _ = nearest_neighbours(shuffle_pixels(real[:50], g), xtr[:20000])
+    assert d_real.median() < 0.8 * d_shuf.median()
