@@ -17,10 +17,9 @@ The update rule and its two conventions are those of
 
 from __future__ import annotations
 
-import math
-
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar
+from .sampling import step_coefficients
 
 
 def left_half_mask(shape) -> torch.Tensor:
@@ -32,11 +31,6 @@ def left_half_mask(shape) -> torch.Tensor:
     mask = torch.zeros(shape)
     mask[..., : shape[-1] // 2] = 1.0
     return mask
-
-
-def _coefficients(eps: float, sigma: float, sigma_last: float, convention: str):
-    a = eps * sigma**2 / sigma_last**2
-    return (a / 2, math.sqrt(a)) if convention == "paper" else (a, math.sqrt(2 * a))
 
 
 def annealed_langevin_inpainting(
@@ -93,7 +87,7 @@ def annealed_langevin_inpainting(
     out_shape = (n, n_completions, *images.shape[1:])
     states = [x.reshape(out_shape).clone()] if keep_every else None
     sigma_last = sigmas[-1].item()
-    bar = tqdm(total=len(sigmas) * n_steps_each, disable=not progress, desc="inpainting")
+    bar = progress_bar(total=len(sigmas) * n_steps_each, enabled=progress, desc="inpainting")
     step = 0
     with torch.no_grad():
         for i, sigma in enumerate(sigmas.tolist()):
@@ -101,7 +95,7 @@ def annealed_langevin_inpainting(
             noise_y = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             y = x_known + sigma * noise_y
             x = x * (1 - m) + y * m
-            drift, noise = _coefficients(eps, sigma, sigma_last, convention)
+            drift, noise = step_coefficients(eps, sigma, sigma_last, convention)
             for _ in range(n_steps_each):
                 z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
                 x = x + drift * score_fn(x, labels) + noise * z

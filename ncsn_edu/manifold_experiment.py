@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 from .losses import sliced_score_matching_loss
 from .resnet_score import PAPER_WIDTHS, ResNetScore
@@ -128,7 +128,7 @@ def train_ssm(
     g_batch = torch.Generator().manual_seed(seed + 1)  # which images (same for clean/noisy)
     g_noise = torch.Generator(device=device).manual_seed(seed + 2)  # projections and pixel noise
     losses = []
-    bar = tqdm(range(n_iters), disable=not progress, desc=desc)
+    bar = progress_bar(range(n_iters), enabled=progress, desc=desc)
     for _ in bar:
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=g_batch)
         x = data[idx].to(device)

@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 FEATURES = 64
 
@@ -76,7 +76,7 @@ def train_classifier(epochs: int = 2, batch_size: int = 128, lr: float = 1e-3, s
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start = time.time()
     steps = epochs * (len(x) // batch_size)
-    bar = tqdm(total=steps, disable=not progress, desc="classifier")
+    bar = progress_bar(total=steps, enabled=progress, desc="classifier")
     for _ in range(epochs):
         model.train()
         order = torch.randperm(len(x), generator=g)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
+from .inpainting import annealed_langevin_inpainting, left_half_mask  # noqa: F401 (left_half_mask: CLI)
 from .sampling import annealed_langevin_dynamics
 from .train_images import _mix, _resolve_device, load_checkpoint, save_grid
 
@@ -63,7 +64,7 @@ def write_shards(model, sigmas, n: int, shape, folder, batch: int, seed: int = 0
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n_shards = -(-n // batch)
-    for i in tqdm(range(n_shards), disable=not progress, desc="sample shards"):
+    for i in progress_bar(range(n_shards), enabled=progress, desc="sample shards"):
         path = folder / f"shard_{i:05d}.npz"
         size = min(batch, n - i * batch)
         if path.exists():
@@ -96,41 +97,20 @@ def read_shards(folder, n: int | None = None) -> torch.Tensor:
 
 def inpaint(model, sigmas, images: torch.Tensor, mask: torch.Tensor, completions: int, eps: float = 2e-5,
             n_steps_each: int = 100, seed: int = 0, amp: bool = False, progress: bool = False) -> torch.Tensor:
-    """Algorithm 2: complete the pixels where ``mask`` is 0, ``completions`` times per image.
-
-    At level ``i`` the known pixels are ``y = x + sigma_i z`` (one draw per level) and are
-    written back after every Langevin step; the unknown pixels start uniform. Steps use
-    the official code's convention (step ``eps sigma_i^2 / sigma_L^2``, noise
-    ``sqrt(2 step)``). Returns ``(len(images), completions, C, H, W)`` in [0, 1].
+    """Algorithm 2 (:func:`ncsn_edu.inpainting.annealed_langevin_inpainting`) with the
+    official code's step convention: complete the pixels where ``mask`` is 0,
+    ``completions`` times per image, from uniform noise. The known pixels of the result
+    are the original ones. Returns ``(len(images), completions, C, H, W)`` in [0, 1].
     """
     device = next(model.parameters()).device
-    score = score_function(model, amp)
     g = torch.Generator(device=device).manual_seed(seed)
-    x_known = images.to(device).repeat_interleave(completions, dim=0)
-    m = mask.to(device).expand_as(x_known).float()
-    x = torch.rand(x_known.shape, generator=g, device=device) * (1 - m) + x_known * m
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-    bar = tqdm(total=len(sigmas) * n_steps_each, disable=not progress, desc="inpainting")
-    with torch.no_grad():
-        for i, sigma in enumerate(sigmas.tolist()):
-            labels = torch.full((len(x),), i, dtype=torch.long, device=device)
-            y = x_known + sigma * torch.randn(x.shape, generator=g, device=device)
-            step = eps * sigma**2 / sigmas[-1].item() ** 2
-            for _ in range(n_steps_each):
-                x = x * (1 - m) + y * m
-                z = torch.randn(x.shape, generator=g, device=device)
-                x = x + step * score(x, labels) + (2 * step) ** 0.5 * z
-                bar.update(1)
-        x = x * (1 - m) + x_known * m
-    bar.close()
-    return x.clamp(0, 1).view(len(images), completions, *images.shape[1:])
-
-
-def left_half_mask(shape) -> torch.Tensor:
-    """1 on the left half of the columns (kept), 0 on the right half (generated)."""
-    mask = torch.zeros(1, *shape)
-    mask[..., : shape[-1] // 2] = 1
-    return mask
+    images, mask = images.to(device), mask.to(device)
+    x = annealed_langevin_inpainting(
+        score_function(model, amp), images, mask, sigmas, eps, n_steps_each,
+        n_completions=completions, generator=g, progress=progress, convention="code",
+    )
+    m = torch.broadcast_to(mask.to(x.dtype), images.shape)[:, None]
+    return (x * (1 - m) + images[:, None] * m).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------- command line

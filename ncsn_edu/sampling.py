@@ -42,6 +42,15 @@ def langevin_dynamics(
     return (x, states) if keep_every else x
 
 
+def step_coefficients(eps: float, sigma: float, sigma_last: float, convention: str = "paper"):
+    """The drift and noise factors of one annealed Langevin step at level ``sigma``:
+    ``x <- x + drift * s(x) + noise * z``. ``"paper"``: ``(alpha/2, sqrt(alpha))`` with
+    ``alpha = eps sigma^2 / sigma_L^2``; ``"code"`` (the official code): ``(a, sqrt(2a))``
+    with ``a = eps sigma^2 / sigma_L^2``."""
+    a = eps * sigma**2 / sigma_last**2
+    return (a / 2, math.sqrt(a)) if convention == "paper" else (a, math.sqrt(2 * a))
+
+
 def annealed_langevin_dynamics(
     score_fn,
     x: torch.Tensor,
@@ -85,8 +94,7 @@ def annealed_langevin_dynamics(
     with torch.no_grad():
         for i, sigma in enumerate(sigmas.tolist()):
             labels = torch.full((n,), i, dtype=torch.long, device=x.device)
-            a = eps * sigma**2 / sigmas[-1].item() ** 2
-            drift, noise = (a / 2, math.sqrt(a)) if convention == "paper" else (a, math.sqrt(2 * a))
+            drift, noise = step_coefficients(eps, sigma, sigmas[-1].item(), convention)
             for _ in range(n_steps_each):
                 z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
                 x = x + drift * score_fn(x, labels) + noise * z

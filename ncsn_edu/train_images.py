@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from .progress import progress_bar
 from .schedules import geometric_sigmas
 
 #: The paper's per-data-set settings (appendix B): channels, size, ngf, flips.
@@ -534,11 +535,9 @@ def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
         net.train()
         save_grid(x, out / "samples" / f"step_{at:07d}.png")
 
-    from tqdm.auto import tqdm
-
     end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, step + cfg.max_steps_this_run)
-    bar = tqdm(total=cfg.n_iters, initial=step, disable=not (cfg.progress and is_main), desc="training",
-               dynamic_ncols=True, smoothing=0.05)
+    bar = progress_bar(total=cfg.n_iters, initial=step, enabled=cfg.progress and is_main, desc="training",
+                       dynamic_ncols=True, smoothing=0.05)
     losses = []  # loss of every step of this process (a device tensor per step, read at log time)
     level_sum = torch.zeros(cfg.n_sigmas, device=device)
     level_cnt = torch.zeros(cfg.n_sigmas, device=device)

@@ -12,7 +12,6 @@ sizes the tiny model trained on to ``FILE.<rank>``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import struct
 import sys
