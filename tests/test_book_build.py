@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,5 @@ def test_built_pages_need_no_widget_kernel_or_cdn_for_interaction(page):
     html = page.read_text()
     assert "application/vnd.jupyter.widget-state+json" not in html, "widget state was saved into the page"
     assert "@jupyter-widgets/html-manager" not in html
+    # every script, the maths renderer included, is served by the site itself
+    assert not re.findall(r'<script[^>]+src="(?:https?:)?//', html)
