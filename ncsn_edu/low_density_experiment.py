@@ -48,8 +48,9 @@ def train_toy_ssm(
     """
     mixture = mixture or GaussianMixture.paper_toy()
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # the network's initialisation
-    model = ScoreMLP(dim=mixture.dim)
+    with torch.random.fork_rng(devices=[]):  # the network's initialisation; global RNG untouched
+        torch.manual_seed(seed)
+        model = ScoreMLP(dim=mixture.dim)
     wanted = {int(s) for s in snapshot_steps if 0 <= int(s) <= n_steps} | {n_steps}
     snapshots = {}
 

@@ -122,8 +122,9 @@ def train_ssm(
         raise ValueError(f"data must have shape (N, C, H, W), got {tuple(data.shape)}")
     if noise_std < 0 or n_iters < 1 or batch_size < 1:
         raise ValueError("noise_std must be >= 0, n_iters and batch_size >= 1")
-    torch.manual_seed(seed)  # the initialisation of the network's layers
-    model = ResNetScore(data.shape[1], widths).to(device)
+    with torch.random.fork_rng(devices=[]):  # the network's initialisation; global RNG untouched
+        torch.manual_seed(seed)
+        model = ResNetScore(data.shape[1], widths).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g_batch = torch.Generator().manual_seed(seed + 1)  # which images (same for clean/noisy)
     g_noise = torch.Generator(device=device).manual_seed(seed + 2)  # projections and pixel noise

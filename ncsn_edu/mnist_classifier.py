@@ -71,8 +71,9 @@ def train_classifier(epochs: int = 2, batch_size: int = 128, lr: float = 1e-3, s
     g = torch.Generator().manual_seed(seed)
     x, y = _tensors(True, root)
     xt, yt = _tensors(False, root)
-    torch.manual_seed(seed)
-    model = MnistClassifier()
+    with torch.random.fork_rng(devices=[]):  # the network's initialisation; global RNG untouched
+        torch.manual_seed(seed)
+        model = MnistClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start = time.time()
     steps = epochs * (len(x) // batch_size)
