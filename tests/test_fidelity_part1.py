@@ -8,7 +8,7 @@ import torch
 from ncsn_edu.closed_forms import langevin_stationary_variance, sliced_estimator_variances, vr_variance_gain
 from ncsn_edu.distributions import GaussianMixture
 from ncsn_edu.gaussian_models import LinearScore
-from ncsn_edu.losses import sliced_score_matching_loss
+from ncsn_edu.losses import dsm_loss, sliced_score_matching_loss
 from ncsn_edu.sampling import langevin_dynamics
 
 
@@ -85,3 +85,17 @@ def test_vr_gain_on_a_standard_normal_averages_to_d_times_d_minus_2_over_2():
         assert torch.allclose(gain, 0.5 * (x**2).sum(1) ** 2 - 2 * (x**2).sum(1))
         se = gain.std().item() / math.sqrt(len(gain))
         assert abs(gain.mean().item() - D * (D - 2) / 2) < 4 * se
+
+
+@pytest.mark.parametrize("D", [2, 50])
+def test_weighted_optimal_dsm_loss_is_about_d_over_2_not_one(D):
+    """Chapter 4: sigma^2 times the DSM loss of the exact score of N(0, c^2 I_D) is D c^2 / (2 (c^2 + sigma^2)),
+    about D/2 for sigma << c (one only because the toy has D = 2)."""
+    c = 1.5
+    gauss = GaussianMixture(torch.zeros(1, D), c, dtype=torch.float64)
+    x = gauss.sample(20_000, torch.Generator().manual_seed(D))
+    for k, sigma in enumerate([0.05, 1.5]):
+        per = sigma**2 * dsm_loss(gauss.perturbed(sigma).score, x, sigma, generator=torch.Generator().manual_seed(k),
+                                  reduction="none")
+        theory = D * c**2 / (2 * (c**2 + sigma**2))
+        assert abs(per.mean().item() - theory) < 4 * per.std().item() / math.sqrt(len(per)), (D, sigma, per.mean(), theory)
