@@ -50,8 +50,8 @@ def ratio_for_shell_overlap(dim: int, target: float = 0.5) -> float:
     """The ratio ``gamma > 1`` at which :func:`shell_overlap` falls to ``target`` (the
     largest geometric step that keeps neighbouring levels overlapping that much).
 
-    Returns ``math.inf`` when no ratio brings the overlap down to ``target`` (in very
-    few dimensions the shells are so thick that every ladder overlaps).
+    Returns ``math.inf`` when no ratio brings the criterion down to ``target`` (in very
+    few dimensions, where its normal approximation is rough, it never falls that low).
     """
     if not 0 < target < shell_overlap(1.0, dim):
         raise ValueError(f"target must lie in (0, {shell_overlap(1.0, dim):.4f})")

@@ -90,7 +90,7 @@ def test_ratio_for_shell_overlap_inverts_the_overlap():
         gamma = ratio_for_shell_overlap(dim, 0.5)
         assert gamma > 1 and shell_overlap(gamma, dim) == pytest.approx(0.5, abs=1e-6)
     assert ratio_for_shell_overlap(784) > ratio_for_shell_overlap(3072)  # more dimensions, finer ladder
-    assert ratio_for_shell_overlap(2) == math.inf  # in 2D every ladder's shells overlap
+    assert ratio_for_shell_overlap(2) == math.inf  # in 2D the criterion never falls to 0.5
 
 
 def test_dsm_learns_the_perturbed_score_not_the_data_score():
