@@ -105,3 +105,38 @@ def test_dsm_learns_the_perturbed_score_not_the_data_score():
     assert relative_score_error(q.score, mixture.score, xp) == pytest.approx(0.5, abs=1e-6)
     assert relative_score_error(model, q.score, xq) < 0.25
     assert relative_score_error(model, mixture.score, xp) > 0.35
+
+
+def test_annealed_split_follows_each_levels_equilibrium_and_freezes_at_the_middle_levels():
+    # Chapter 7's claim: with exact (code-convention) scores the fraction on the (5,5) side tracks
+    # 0.2 Phi(-5 sqrt2 / sigma_i) + 0.8 Phi(5 sqrt2 / sigma_i) level by level, and chains stop crossing after level 8.
+    from ncsn_edu.distributions import annealed_score_fn, nearest_component
+    from ncsn_edu.sampling import annealed_langevin_dynamics
+
+    torch.set_num_threads(1)
+    mixture, sigmas, n = GaussianMixture.paper_toy(), geometric_sigmas(20.0, 1.0, 10), 3000
+    g = torch.Generator().manual_seed(7)
+    start = (torch.rand(n, 2, generator=g) * 2 - 1) * 8
+    _, states = annealed_langevin_dynamics(annealed_score_fn(mixture, sigmas, "code"), start, sigmas, 0.1, 100, g,
+                                           keep_every=100)
+    sides = torch.stack([nearest_component(mixture, s) for s in states]).double()  # (11, n)
+    measured = sides[1:].mean(1)
+    eq = equilibrium_side_fraction(mixture, sigmas, "code")
+    se = (eq * (1 - eq) / n).sqrt()
+    assert ((measured - eq).abs() < 4 * se + 0.005).all(), (measured, eq)
+    assert eq[0] < 0.6 and measured[0] < 0.65  # not set early: the top level's split is far from 0.8
+    changed = (sides[1:] != sides[:-1]).double().mean(1)
+    assert changed[4] > 0.3 and (changed[8:] < 0.01).all(), changed  # crossings at level 5, none after level 8
+
+
+def test_score_sizes_across_the_toy_ladder_differ_by_about_sigma_1_over_sigma_L():
+    # Chapter 8's rescaling argument: rms |grad log q_sigma| on samples of q_sigma is at most sqrt(D / (1 + sigma^2))
+    # (Fisher information of a mixture <= that of its components), close to it at both ends of the toy ladder.
+    mixture, g = GaussianMixture.paper_toy(), torch.Generator().manual_seed(8)
+    rms = {}
+    for s in (20.0, 1.0):
+        q = mixture.perturbed(s)
+        x = q.sample(50_000, g).double()
+        rms[s] = q.to(dtype=torch.float64).score(x).pow(2).sum(1).mean().sqrt().item()
+        assert rms[s] <= math.sqrt(2 / (1 + s**2)) * 1.02
+    assert rms[1.0] / rms[20.0] == pytest.approx(math.sqrt(401 / 2), rel=0.05)  # about 14, not 400
