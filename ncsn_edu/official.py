@@ -204,6 +204,14 @@ def network_shape(state: dict) -> dict:
     return dict(channels=int(w.shape[1]), ngf=int(w.shape[0]), num_classes=int(e.shape[0]))
 
 
+def _advice(found: dict, want: dict, dataset: str) -> str:
+    if found["channels"] != want["channels"]:
+        fits = [d for d, v in OFFICIAL_SETTINGS.items() if v["channels"] == found["channels"]]
+        return (f"; a {found['channels']}-channel network is not a {dataset} one"
+                + (f" (try --official {' or --official '.join(fits)})" if fits else ""))
+    return f"; if it is a {dataset} network of another width, pass --official-ngf {found['ngf']}"
+
+
 def load_official_checkpoint(path, dataset: str, ngf: int | None = None, device="cpu",
                              sigma_begin: float = SIGMA_BEGIN, sigma_end: float = SIGMA_END):
     """Load the official checkpoint at ``path``, trained on ``dataset`` (``mnist``,
@@ -227,8 +235,7 @@ def load_official_checkpoint(path, dataset: str, ngf: int | None = None, device=
         raise ValueError(
             f"{path} holds a network of width ngf={found['ngf']} for {found['channels']}-channel images "
             f"(begin_conv.weight {tuple(state['begin_conv.weight'].shape)}), but the {dataset} network "
-            f"has ngf={want['ngf']} and {want['channels']} channel(s)"
-            + ("" if ngf is not None else "; pass its width with --official-ngf if that is what you meant")
+            f"has ngf={want['ngf']} and {want['channels']} channel(s)" + _advice(found, want, dataset)
         )
     model = CondRefineNetDilated(want["channels"], want["ngf"], found["num_classes"], want["image_size"])
     ours = model.state_dict()
