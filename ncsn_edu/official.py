@@ -172,9 +172,11 @@ def read_official_state(path) -> dict:
     if not is_official_layout(obj):
         found = (f"a dict with keys {sorted(obj)[:6]}" if isinstance(obj, dict)
                  else f"a {type(obj).__name__}")
+        ours = isinstance(obj, dict) and "model" in obj and "config" in obj
         raise RuntimeError(
             f"{path} is not an official NCSN checkpoint (a list [model state_dict, optimizer "
             f"state_dict] with keys such as 'module.begin_conv.weight'); it holds {found}"
+            + ("; it looks like a checkpoint of ncsn_edu.train_images: drop --official" if ours else "")
         )
     state = obj[0]
     return {(k[len(PREFIX):] if k.startswith(PREFIX) else k): v for k, v in state.items()}
