@@ -168,6 +168,18 @@ def test_no_dataparallel_prefix_and_adam_state_are_fine(tmp_path):
         assert torch.equal(loaded.state_dict()[k], v)
 
 
+def test_legacy_file_format_with_an_old_adam_state(tmp_path):
+    """The checkpoints were saved in 2019, before torch 1.6's zip format: the legacy format
+    with an Adam state of that time (integer steps, parameters keyed by id) loads."""
+    state, _ = torch.load(FIXTURES / "official_ncsn_ngf4_c1.pth", weights_only=True)
+    old_adam = {"state": {140001: {"step": 5000, "exp_avg": torch.zeros(3), "exp_avg_sq": torch.zeros(3)}},
+                "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0.0,
+                                  "amsgrad": False, "params": [140001]}]}
+    torch.save([state, old_adam], tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    model, _, _ = official.load_official_checkpoint(tmp_path / "legacy.pth", "mnist", ngf=4)
+    assert torch.equal(model.begin_conv.weight, state["module.begin_conv.weight"])
+
+
 # ----------------------------------------------------------------------------- the commands
 
 @pytest.fixture(scope="module")
