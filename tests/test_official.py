@@ -23,9 +23,10 @@ from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
 FIXTURES = Path(__file__).parent / "fixtures"
 DATASET_OF = {"c1": "mnist", "c3": "cifar10"}
 
-# Tolerance of a float computation of the network: its longest path runs through about
-# D = 120 roundings-prone layers in sequence (60 convolutions, 60 CIN++ layers: 16 + 16
-# in the encoder, 4 refine blocks of adapt RCUs, fusion, pooling and output RCUs, end);
+# Tolerance of a float computation of the network: its longest path runs through 113
+# layers in sequence, rounded to D = 120 (57 convolutions: the first, 16 in the encoder,
+# 8 + 9 + 9 + 13 in the refine blocks' adapt units, fusion, pooling and output units, the
+# last; and 56 CIN++ layers along the same path);
 # each adds a relative error of about one unit eps of the format to what it carries, so
 # an output of size |out| is exact to about D * eps * max|out| (worst case, errors all
 # adding up; as random walks they grow as sqrt(D), which is what was measured: ~1e-6
