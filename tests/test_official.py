@@ -29,8 +29,8 @@ DATASET_OF = {"c1": "mnist", "c3": "cifar10"}
 # last; and 56 CIN++ layers along the same path);
 # each adds a relative error of about one unit eps of the format to what it carries, so
 # an output of size |out| is exact to about D * eps * max|out| (worst case, errors all
-# adding up; as random walks they grow as sqrt(D), which is what was measured: ~1e-6
-# relative in float32, 5e-15 in float64, see tests/fixtures/README.md).
+# adding up; as random walks they grow as sqrt(D), which is what was measured: about 1e-6
+# relative in float32 and 3e-15 in float64, see tests/fixtures/README.md).
 DEPTH = 120
 
 
