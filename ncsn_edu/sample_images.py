@@ -3,6 +3,12 @@
     python -m ncsn_edu.sample_images sample runs/cifar10/checkpoint.pt --n 64 --grid samples.png
     python -m ncsn_edu.sample_images sample runs/cifar10/checkpoint.pt --n 50000 --shards runs/cifar10/fid50k
     python -m ncsn_edu.sample_images inpaint runs/cifar10/checkpoint.pt --n-images 8 --completions 5 --grid inpaint.png
+    python -m ncsn_edu.sample_images sample run/logs/cifar10/checkpoint.pth --official cifar10 --grid samples.png
+
+``--official DATASET`` reads one of the authors' checkpoints (ermongroup/ncsn: a list
+``[model, optimizer]`` saved from DataParallel) with :mod:`ncsn_edu.official`, at the
+paper's sigmas; a checkpoint of that layout given without the flag is recognised and
+the error says which flag to add.
 
 Sampling is annealed Langevin dynamics (Algorithm 1) with the paper's settings: 100
 steps per level, starting from uniform noise, in the official code's step convention
@@ -130,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--amp", default="off", choices=["off", "bf16"], help="run the network under bf16 autocast")
         q.add_argument("--grid", default=None, help="save an image grid to this PNG")
         q.add_argument("--no-progress", dest="progress", action="store_false")
+        q.add_argument("--official", default=None, choices=["mnist", "cifar10", "celeba"],
+                       help="the checkpoint is the authors' (ermongroup/ncsn) for this data set")
+        q.add_argument("--official-ngf", type=int, default=None,
+                       help="width of an official-layout network (default: 64 for mnist, 128 otherwise)")
 
     s = sub.add_parser("sample", help="generate samples (Algorithm 1)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -150,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_trainer_checkpoint(path, device, model_factory):
+    """:func:`load_checkpoint`, whose error names ``--official`` for an official-layout file."""
+    try:
+        return load_checkpoint(path, device, model_factory=model_factory)
+    except RuntimeError as err:
+        from .official import official_hint
+
+        hint = official_hint(path)
+        if hint is None:
+            raise
+        raise RuntimeError(hint) from err
+
+
 def main(argv=None, model_factory=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -160,11 +183,20 @@ def main(argv=None, model_factory=None) -> int:
             if getattr(args, name, 1) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         device = _resolve_device(args.device, 0)
-        model, sigmas, cfg = load_checkpoint(args.checkpoint, device, model_factory=model_factory)
-        from .train_images import DATASET_DEFAULTS
+        if args.official:
+            from .official import load_official_checkpoint
 
-        d = DATASET_DEFAULTS[cfg["dataset"]]
-        shape = (d["channels"], d["image_size"], d["image_size"])
+            model, sigmas, cfg = load_official_checkpoint(args.checkpoint, args.official, args.official_ngf, device)
+            shape = (model.in_channels, model.image_size, model.image_size)
+            if args.command == "inpaint" and cfg["dataset"] == "celeba":
+                raise ValueError("inpainting takes held-out test images, and ncsn_edu does not read CelebA; "
+                                 "sample from the CelebA checkpoint, or inpaint with the MNIST or CIFAR-10 one")
+        else:
+            model, sigmas, cfg = _load_trainer_checkpoint(args.checkpoint, device, model_factory)
+            from .train_images import DATASET_DEFAULTS
+
+            d = DATASET_DEFAULTS[cfg["dataset"]]
+            shape = (d["channels"], d["image_size"], d["image_size"])
         kw = dict(eps=args.eps, n_steps_each=args.steps_each, amp=args.amp == "bf16")
         if args.command == "sample":
             kw.update(convention=args.convention, final_denoise=args.final_denoise)
