@@ -188,7 +188,11 @@ def test_dequantize_spreads_each_pixel_uniformly_over_its_bin(tmp_path):
     n = u.numel()
     assert abs(u.mean().item() - 0.5) < 4 * math.sqrt(1 / 12 / n)  # standard error of a U(0,1) mean
     assert abs(u.var().item() - 1 / 12) < 4 * math.sqrt(1 / 180 / n)  # var of (u - 1/2)^2 is 1/180
-    # Independent draws for every image and pixel (not one shared offset).
+    # Independent of the pixel value (without dequantisation u would be k/255: correlation 1)
+    # and drawn afresh for every image and pixel (not one shared offset).
+    kk = k.expand_as(u)
+    corr = ((u - u.mean()) * (kk - kk.mean())).mean() / (u.std() * kk.std())
+    assert abs(corr.item()) < 4 / math.sqrt(n)
     assert (u[0] - u[1]).abs().mean() > 0.2
     assert ti.read_checkpoint(tmp_path / "b" / "checkpoint.pt")["config"]["dequantize"] is True
 
@@ -399,7 +403,8 @@ def test_benchmark_flops_only_counts_without_timing(tmp_path, monkeypatch):
 def test_image_dataset_flip_mirrors_half_the_images(tmp_path):
     # Catches: flips that never or always happen, happen with another probability, or are
     # not left-right mirrors. 2,000 draws: the count of flips is Binomial(2000, 1/2),
-    # standard deviation sqrt(2000)/2 = 22; the test allows 4 of them.
+    # standard deviation sqrt(2000)/2 = 22; the test allows 4 of them (so it catches a
+    # probability off by 0.1 or more with 5 standard deviations to spare).
     img = np.zeros((28, 28), dtype=np.uint8)
     img[:, :7] = 200  # bright on the left only
     img[3, 2] = 17  # and asymmetric up-down
