@@ -86,60 +86,53 @@ def test_inpainting_draws_one_noisy_observation_per_level():
 
 # ----------------------------------------------------------------------------- RefineNet wiring
 
-# The dependency ("receptive field") of the network's output on one input pixel, derived
-# from the architecture on paper: with the instance norms and the activations taken out
-# (neither changes which pixels depend on which: CIN++ mixes all pixels through its
-# statistics only, and ELU' > 0), the network is linear; with positive weights and no
-# biases nothing cancels, so its output for a one-pixel input is nonzero exactly on the
-# pixels that input reaches. Below, the same reach is computed with all-ones kernels from
-# the paper's description (appendix A and the official model): a 3x3 input conv; stages
-# of two pre-activation residual blocks (two 3x3 convs each): full resolution; 2x2 average
-# pooling; dilation 2; dilation 4; four refine blocks (two RCU blocks per input, a 3x3
-# conv per input and bilinear upsampling with aligned corners, chained residual pooling
-# with two 5x5 stride-1 average pools each followed by a 3x3 conv, output RCUs: one block,
-# three in the last refine block) fed f4 | f3, r | f2, r | f1, r; a final 3x3 conv.
-
-def _reach(op, h):
-    return (op(h) > 0).to(h.dtype)
-
+# The network's wiring, computed independently from the paper's description (appendix A
+# and the official model) on a one-channel stand-in. With the instance norms and the
+# activations taken out (neither decides which pixels feed which: CIN++ mixes pixels only
+# through its statistics, and ELU' > 0), no biases, and every convolution averaging its
+# inputs (all weights 1 / (C_in k^2)), all channels of every feature map are equal, and
+# the network is the one-channel linear map below:
+# a 3x3 input conv; four stages of two pre-activation residual blocks (x + conv(conv(x)),
+# 3x3): full resolution; 2x2 average pooling (entry block: conv, conv, pool; shortcut 1x1
+# conv, pool); dilation 2; dilation 4 (entry blocks of stages 3 and 4: a dilated 3x3
+# shortcut conv); four refine blocks fed f4 | f3, r | f2, r | f1, r, each: two RCU blocks
+# per input, a 3x3 conv per input and bilinear upsampling with aligned corners (when two
+# inputs), chained residual pooling (two 5x5 stride-1 average pools, each followed by a
+# 3x3 conv, every output added), output RCUs (one block; three in the last); a final 3x3
+# conv. Positive weights: nothing cancels, so the output's support is also the set of
+# pixels the input pixel reaches (its receptive field, read the other way).
 
 def _conv(h, d=1):
-    return _reach(lambda t: F.conv2d(t, torch.ones(1, 1, 3, 3, dtype=t.dtype), padding=d, dilation=d), h)
-
-
-def _union(*hs):
-    return (sum(hs) > 0).to(hs[0].dtype)
+    return F.conv2d(h, torch.full((1, 1, 3, 3), 1 / 9, dtype=h.dtype), padding=d, dilation=d)
 
 
 def _res_block(h, d=1, down=False, entry=False):
-    if down:  # conv, conv then pool; shortcut 1x1 conv then pool
-        pool = lambda t: _reach(lambda u: F.avg_pool2d(u, 2), t)  # noqa: E731
-        return _union(pool(_conv(_conv(h))), pool(h))
-    return _union(_conv(_conv(h, d), d), _conv(h, d) if entry else h)
+    if down:
+        return F.avg_pool2d(_conv(_conv(h)), 2) + F.avg_pool2d(h, 2)
+    return _conv(_conv(h, d), d) + (_conv(h, d) if entry else h)
 
 
 def _rcu(h, n_blocks):
     for _ in range(n_blocks):
-        h = _union(h, _conv(_conv(h)))
+        h = h + _conv(_conv(h))
     return h
 
 
 def _refine(xs, size, last=False):
     hs = [_rcu(x, 2) for x in xs]
     if len(hs) > 1:
-        up = lambda t: _reach(lambda u: F.interpolate(u, size=size, mode="bilinear", align_corners=True), t)  # noqa: E731
-        h = _union(*[up(_conv(x)) for x in hs])
+        h = sum(F.interpolate(_conv(x), size=tuple(size), mode="bilinear", align_corners=True) for x in hs)
     else:
         h = hs[0]
     path = h
     for _ in range(2):
-        path = _conv(_reach(lambda u: F.avg_pool2d(u, 5, stride=1, padding=2), path))
-        h = _union(h, path)
+        path = _conv(F.avg_pool2d(path, 5, stride=1, padding=2))
+        h = h + path
     return _rcu(h, 3 if last else 1)
 
 
-def _paper_reach(impulse):
-    h = _res_block(_res_block(_conv(impulse)))
+def _paper_network(x):
+    h = _res_block(_res_block(_conv(x)))
     f1 = h
     f2 = h = _res_block(_res_block(h, down=True, entry=True))
     f3 = h = _res_block(_res_block(h, 2, entry=True), 2)
@@ -151,39 +144,38 @@ def _paper_reach(impulse):
     return _conv(r)
 
 
-def test_refinenet_receptive_field_is_the_papers(monkeypatch):
+def test_refinenet_wiring_and_receptive_field_are_the_papers(monkeypatch):
     # Catches what parameter counts and shapes cannot see: a dilation changed (stage 4's
     # 4 -> 2, stage 3's 2 -> 1), the pooling size of chained residual pooling, the
-    # upsampling mode (bilinear -> nearest, aligned corners or not), and the order in which
-    # the encoder's features are fed to the refine blocks.
+    # upsampling (bilinear -> nearest, aligned corners or not), the order in which the
+    # encoder's features are fed to the refine blocks, the number of RCU blocks.
     size, p = 192, (0, 0)  # large enough that the reach from the corner does not fill the image
-    torch.manual_seed(0)
     net = CondRefineNetDilated(in_channels=1, ngf=2, num_classes=1, image_size=size).double()
     monkeypatch.setattr(CondInstanceNormPlus, "forward", lambda self, x, labels: x)
     monkeypatch.setattr(torch.nn.ELU, "forward", lambda self, x: x)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.Conv2d):
-                m.weight.uniform_(0.5, 1.0)
-                m.weight /= m.weight[0].numel()  # positive, gain below one: no overflow
+                m.weight.fill_(1 / m.weight[0].numel())
                 if m.bias is not None:
                     m.bias.zero_()
         x = torch.zeros(1, 1, size, size, dtype=torch.float64)
         x[0, 0, p[0], p[1]] = 1.0
         # The network first maps pixels x -> 2x - 1: feed (x + 1)/2 so that it sees x.
         out = net((x + 1) / 2, torch.zeros(1, dtype=torch.long))[0, 0]
-    assert (out >= 0).all()
-    reached = out > 0  # the smallest nonzero entry is ~1e-73, far above float64 underflow
-    expected = _paper_reach(x)[0, 0] > 0
-    assert torch.equal(reached, expected), (reached.sum().item(), expected.sum().item())
-    # The same reach counted by hand along the longest path, in rows from the corner:
-    # fine 1 + 4 + 2 = 7 -> pool -> coarse 3; + 2 (stage 2) + 4*2 (stage 3) + 4*4 (stage 4)
-    # = 29; refine1 +4 +6 +2 = 41; refine2 +4 +1 +6 +2 = 54; refine3 +13 = 67; refine4's
-    # coarse input +4 +1 = 72; bilinear 96 -> 192 (aligned corners) reaches fine row
+        expected = _paper_network(x)[0, 0]
+    # Values to float64 rounding; zeros exactly (the smallest nonzero value is ~1e-90,
+    # far above float64's underflow).
+    assert torch.equal(out > 0, expected > 0), ((out > 0).sum().item(), (expected > 0).sum().item())
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=0)
+    # The reach counted by hand along the longest path, in rows from the corner: fine
+    # 1 + 4 + 2 = 7 -> pool -> coarse 3; + 2 (stage 2) + 4*2 (stage 3) + 4*4 (stage 4) = 29;
+    # refine1 +4 +6 +2 = 41; refine2 +4 +1 +6 +2 = 54; refine3 +13 = 67; refine4's coarse
+    # input +4 +1 = 72; bilinear 96 -> 192 with aligned corners reaches fine rows
     # o < 73 * 191/95, i.e. 146; +6 (pooling) +6 (three RCU blocks) +1 (end conv) = 159.
-    # (Stage 4 with dilation 2 would stop at 143.)
-    rows = expected.any(1).nonzero().flatten()
-    assert rows.max().item() == 159 and expected.any(0).nonzero().max().item() == 159
+    # (A stage 4 dilated by 2 would stop at 143.)
+    reached = expected > 0
+    assert reached.any(1).nonzero().max().item() == 159 and reached.any(0).nonzero().max().item() == 159
 
 
 # ----------------------------------------------------------------------------- resume and metrics.csv
