@@ -152,8 +152,8 @@ def test_select_command_picks_the_snapshot_with_the_lowest_fid(mnist_root, tmp_p
 
 def _recording_factory(seen):
     """TinyScore that records the (perturbed) images it trains on."""
-    def factory(dataset, ngf, n_sigmas):
-        net = tiny_factory(dataset, ngf, n_sigmas)
+    def factory(dataset, ngf, n_sigmas, **kw):
+        net = tiny_factory(dataset, ngf, n_sigmas, **kw)
         forward = net.forward
 
         def recording(x, labels):
@@ -177,7 +177,9 @@ def test_dequantize_spreads_each_pixel_uniformly_over_its_bin(tmp_path):
     k = torch.from_numpy(pattern).double()
     sig = ["--sigma-begin", "1e-12", "--sigma-end", "1e-12", "--n-sigmas", "1", "--n-iters", "2"]
     plain, deq = [], []
-    assert ti.main(tiny_args(root, tmp_path / "a", *sig), model_factory=_recording_factory(plain)) == 0
+    # (Where the trainer dequantises by default, --no-dequantize turns it off.)
+    off = ["--no-dequantize"] if "--no-dequantize" in ti.build_parser().format_help() else []
+    assert ti.main(tiny_args(root, tmp_path / "a", *sig, *off), model_factory=_recording_factory(plain)) == 0
     assert ti.main(tiny_args(root, tmp_path / "b", *sig, "--dequantize"), model_factory=_recording_factory(deq)) == 0
     x = torch.cat(plain).double()[:, 0]
     assert torch.allclose(x, (k / 255).expand_as(x), atol=1e-6, rtol=0)
@@ -238,7 +240,8 @@ def test_no_snapshots_keeps_only_the_checkpoint(mnist_root, tmp_path, fake_weigh
                                                                                   "model_0000004.pt"]
 
 
-# Every setting that fixes the network or what a training step draws, with another value.
+# Every setting that fixes the network or what a training step draws, with another value
+# (the switches, flip and dequantize, are turned the other way than the checkpoint's).
 # A resumed run that changed one of them would silently continue a different run.
 MODEL_SETTINGS = {
     "dataset": ["--dataset", "fashion_mnist"],
@@ -248,8 +251,8 @@ MODEL_SETTINGS = {
     "sigma_end": ["--sigma-end", "0.02"],
     "batch_size": ["--batch-size", "4"],
     "seed": ["--seed", "1"],
-    "flip": ["--flip"],
-    "dequantize": ["--dequantize"],
+    "flip": ["--flip", "--no-flip"],
+    "dequantize": ["--dequantize", "--no-dequantize"],
 }
 
 
@@ -264,14 +267,19 @@ def both_roots(tmp_path_factory):
 
 def test_resume_is_refused_when_any_setting_that_fixes_the_model_changed(both_roots, tmp_path, capsys):
     # Catches: a setting left out of the resume check (the old test covered ngf only).
-    known = getattr(ti, "_ARCH_KEYS", None)
-    if known is not None:  # the trainer's own list, while it has that name, is this one
-        assert set(known) == set(MODEL_SETTINGS)
+    try:  # the trainer's own list (wherever it lives) is this one
+        from ncsn_edu.presets import MODEL_KEYS as known
+    except ImportError:
+        known = getattr(ti, "_ARCH_KEYS", None)
+    assert known is None or set(known) == set(MODEL_SETTINGS)
     out = tmp_path / "run"
     base = tiny_args(both_roots, out, "--n-iters", "2", "--ckpt-every", "2")
     assert ti.main(base, model_factory=tiny_factory) == 0
     before = {p.name: p.read_bytes() for p in (out / "checkpoint.pt", out / "metrics.csv")}
+    recorded = ti.read_checkpoint(out / "checkpoint.pt")["config"]
     for name, change in MODEL_SETTINGS.items():
+        if name in ("flip", "dequantize"):
+            change = [change[1] if recorded[name] else change[0]]
         rc = ti.main(base[:-4] + ["--n-iters", "4", "--ckpt-every", "2"] + change, model_factory=tiny_factory)
         err = capsys.readouterr().err
         assert rc == 1, name
@@ -311,8 +319,8 @@ class StubTensorBoard:
 
 
 def _crash_after(steps):
-    def factory(*a):
-        net = tiny_factory(*a)
+    def factory(*a, **kw):
+        net = tiny_factory(*a, **kw)
         forward, calls = net.forward, [0]
 
         def dying(x, labels):

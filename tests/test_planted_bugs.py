@@ -200,8 +200,8 @@ class _Crash(KeyboardInterrupt):
 
 def _crashing_factory(after_steps):
     """tiny_factory's network, which dies in the training step after ``after_steps``."""
-    def factory(*a):
-        net = tiny_factory(*a)
+    def factory(*a, **kw):
+        net = tiny_factory(*a, **kw)
         calls = [0]
         forward = net.forward
 
@@ -287,7 +287,7 @@ def test_sampling_command_takes_the_step_it_is_given(tmp_path):
     rc = ti.main(["--data-root", str(root), "--out", str(run), "--n-sigmas", "2", "--sigma-begin", "0.1",
                   "--sigma-end", "0.05", "--batch-size", "8", "--n-iters", "1", "--test-batches", "0",
                   "--sample-n", "1", "--sample-steps-each", "1", "--no-progress"],
-                 model_factory=lambda d, ngf, n: _GaussianPixels(d, ngf, n))
+                 model_factory=lambda d, ngf, n, **kw: _GaussianPixels(d, ngf, n))
     assert rc == 0
     sigmas = [0.1, 0.05]
     eps, steps, n = 0.0025, 40, 16  # a/V at the last level = 0.0025 / 0.005 = 1/2
@@ -296,7 +296,7 @@ def test_sampling_command_takes_the_step_it_is_given(tmp_path):
         folder = tmp_path / ("shards" + "_".join(extra))
         assert si.main(["sample", str(run / "checkpoint.pt"), "--n", str(n), "--eps", str(eps), "--steps-each",
                         str(steps), "--shards", str(folder), "--seed", "1", "--no-progress", *extra],
-                       model_factory=lambda d, ngf, k: _GaussianPixels(d, ngf, k)) == 0
+                       model_factory=lambda d, ngf, k, **kw: _GaussianPixels(d, ngf, k)) == 0
         x = np.concatenate([np.load(f)["images"] for f in sorted(folder.glob("shard_*.npz"))])
         assert x.shape == (n, 1, 28, 28)
         x = x.astype(np.float64) / 255
