@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from image_train_helpers import TinyScore, tiny_factory, write_fake_mnist  # noqa: E402
+from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
 
 from ncsn_edu import benchmark  # noqa: E402
 from ncsn_edu import evaluate_images as ev  # noqa: E402

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from image_train_helpers import TinyScore, tiny_factory, write_fake_mnist  # noqa: E402
+from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
 
 from ncsn_edu import sample_images as si  # noqa: E402
 from ncsn_edu import train_images as ti  # noqa: E402
