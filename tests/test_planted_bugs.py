@@ -279,7 +279,7 @@ def test_sampling_command_takes_the_step_it_is_given(tmp_path):
     # convention switched from the official code's (x + a s + sqrt(2a) z) to the paper's
     # (x + a/2 s + sqrt(a) z, which is the code's with a/2). On a Gaussian target, an
     # unadjusted Langevin chain's variance is known exactly as a function of the step; at
-    # the last level it tends to V / (1 - a / (2V)), which differs by ~15% or more between
+    # the last level it tends to V / (1 - a / (2V)), which differs by 14% or more between
     # a/2, a and 2a. 16 images of 784 independent pixels give a 1.3% standard error.
     root = tmp_path / "data"
     write_fake_mnist(root, n_train=16, n_test=4)
