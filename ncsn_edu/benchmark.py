@@ -177,6 +177,9 @@ def run_benchmark(args, factory=None) -> dict:
     print(f"one training step of the {args.dataset} network (ngf {ngf}) at batch {args.batch_size}: "
           f"{flops / 1e12:.3f} TFLOP (forward and backward)", flush=True)
     if args.flops_only:
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(res, f, indent=2)
         return res
     for mode in modes:
         if cuda:
