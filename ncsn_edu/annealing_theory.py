@@ -51,15 +51,3 @@ def equilibrium_side_fraction(mixture: GaussianMixture, sigmas, convention: str 
             raise ValueError(f"convention must be 'perturbed' or 'code', got {convention!r}")
         out.append(side_mass(level)[1])
     return torch.stack(out)
-
-
-def langevin_stationary_variance(step: float, variance: float) -> float:
-    """The per-coordinate variance at which ``x <- x + step/2 * score + sqrt(step) z``
-    (unadjusted Langevin) settles on the Gaussian ``N(mu, variance I)``:
-    ``variance / (1 - step / (4 variance))``, larger than ``variance`` by the
-    discretisation bias; ``math.inf`` when ``step >= 4 variance`` (the chain diverges)."""
-    if step <= 0 or variance <= 0:
-        raise ValueError("step and variance must be positive")
-    if step >= 4 * variance:
-        return math.inf
-    return variance / (1 - step / (4 * variance))
