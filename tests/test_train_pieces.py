@@ -24,7 +24,7 @@ from ncsn_edu.image_batches import StepBatches  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = dict(model_factory=tiny_factory, log=lambda *a: None)
 SMALL = dict(ngf=4, batch_size=16, n_iters=4, ckpt_every=2, log_every=2, test_every=2, test_batches=1,
-             sample_every=100, progress=False)
+             sample_every=100, sample_n=2, sample_steps_each=1, progress=False)
 
 
 @pytest.fixture(autouse=True)
