@@ -290,6 +290,20 @@ def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, spee
     save_grid(x, path)
 
 
+def write_checkpoint(state: dict, sigmas: torch.Tensor, settings: dict, cfg: TrainConfig, procs: Processes) -> None:
+    """Check the weights, then (rank 0) write ``OUT/checkpoint.pt``, and a snapshot of the
+    model at every ``--ckpt-every`` and at the end; every process waits for it."""
+    step, out = state["step"], Path(cfg.out)
+    if not all(torch.isfinite(p).all() for p in unwrap(state["model"]).parameters()):
+        raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
+                            f"checkpoint ({out / CHECKPOINT}) is intact.")
+    if procs.is_main:
+        snapshot = cfg.keep_snapshots and (step % cfg.ckpt_every == 0 or step == cfg.n_iters)
+        save_checkpoint(state, sigmas, settings, out, procs.device, snapshot)
+    if procs.distributed:
+        torch.distributed.barrier()
+
+
 def out_of_time(cfg: TrainConfig, start_time: float, procs: Processes) -> bool:
     """Whether ``--max-minutes`` have passed (rank 0's clock decides for all)."""
     late = torch.tensor(float(time.time() - start_time > 60 * cfg.max_minutes), device=procs.device)
@@ -373,14 +387,7 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
             if procs.is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
                 sample_grid(state, train_set.shape, sigmas, cfg, speed, out / "samples" / f"step_{step:07d}.png")
             if due_ckpt:
-                if not all(torch.isfinite(p).all() for p in unwrap(state["model"]).parameters()):
-                    raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
-                                        f"checkpoint ({ckpt_path}) is intact.")
-                if procs.is_main:
-                    snapshot = cfg.keep_snapshots and (step % cfg.ckpt_every == 0 or step == cfg.n_iters)
-                    save_checkpoint(state, sigmas, settings, out, device, snapshot)
-                if procs.distributed:
-                    torch.distributed.barrier()
+                write_checkpoint(state, sigmas, settings, cfg, procs)
     finally:
         bar.close()
         if procs.is_main:
