@@ -181,6 +181,35 @@ def test_a_folder_data_set_trains_a_network_of_its_shape(tmp_path, monkeypatch):
     assert ti.main(["--dataset", "folder", "--out", str(tmp_path / "r2")]) == 1  # no --data-root
 
 
+def test_a_folder_of_png_files_trains_samples_and_records_its_source(tmp_path, monkeypatch):
+    """Through the real ncsn_edu.data reader: 20x20 colour PNGs in two class folders,
+    centre-cropped to 16 and resized to 8."""
+    from PIL import Image
+
+    monkeypatch.setenv("NCSN_EDU_DATA", str(tmp_path / "cache_root"))  # decoded caches go here
+    rng = torch.Generator().manual_seed(0)
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(8):
+            arr = torch.randint(0, 256, (20, 20, 3), generator=rng, dtype=torch.uint8).numpy()
+            Image.fromarray(arr).save(tmp_path / "imgs" / cls / f"{i}.png")
+
+    def factory(dataset, ngf, n_sigmas, channels=None, image_size=None):
+        return TinyScore(channels, ngf, n_sigmas, image_size)
+
+    printed = []
+    res = ti.train(dataset="folder", data_root=str(tmp_path / "imgs"), image_size=8, crop=16,
+                   out=str(tmp_path / "run"), **dict(SMALL, batch_size=8, n_iters=2, sample_every=2),
+                   model_factory=factory, log=printed.append)
+    cfg = ti.read_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
+    assert (cfg["channels"], cfg["image_size"], cfg["crop"], cfg["dataset"]) == (3, 8, 16, "folder")
+    assert "PNG" in cfg["data_source"] and str(tmp_path / "imgs") in cfg["data_source"]
+    assert f"Data: {res['data_source']}" in printed and res["data_source"] == cfg["data_source"]
+    # The sample grid holds two 8x8 colour images (one per row, 2-pixel gaps).
+    grid = Image.open(tmp_path / "run" / "samples" / "step_0000002.png")
+    assert grid.size == (8 + 2 * 2, 2 * 8 + 3 * 2) and grid.mode == "RGB"
+
+
 def test_no_module_imports_a_private_name_of_another():
     bad = []
     for path in sorted((ROOT / "ncsn_edu").glob("*.py")):
