@@ -67,7 +67,7 @@ from .checkpoints import save as save_checkpoint
 from .checkpoints import unwrap
 from .devices import Processes, auto_on, start_processes
 from .image_batches import ImageSet, StepBatches, held_out_batch, load_images, read_image_set
-from .presets import DATASET_DEFAULTS, DATASETS, TrainConfig, build_model, shape_kwargs, validate
+from .presets import DATASET_DEFAULTS, DATASETS, PRESETS, TrainConfig, build_model, shape_kwargs, validate
 from .progress import progress_bar
 from .schedules import geometric_sigmas
 from .train_step import StepResult, dsm_per_sample, make_step_fn, step_noise
@@ -401,7 +401,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
 
 # ----------------------------------------------------------------------------- command line
 
-def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images") -> argparse.ArgumentParser:
+def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
+                 preset: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``preset`` (a name in :data:`ncsn_edu.presets.PRESETS`) its
+    settings are the defaults."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog=prog,
@@ -411,6 +414,9 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
                     "same command resumes from OUT/checkpoint.pt.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
+    a("--preset", default=preset, choices=sorted(PRESETS),
+      help="start from these named settings (ncsn_edu.presets), e.g. BOOK_CPU_MNIST for the book's shipped "
+           "CPU model; the other options change them")
     a("--dataset", default=dataset_default, help=f"{', '.join(DATASETS)} (folder: a folder of images, "
                                                   f"class folders or flat, given by --data-root)")
     a("--out", default=None, help="run folder for checkpoints, metrics.csv and sample grids "
@@ -466,6 +472,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--max-minutes", type=float, default=None,
       help="stop with a checkpoint after this many minutes of training (rerun to continue), "
            "e.g. to fit a Colab session")
+    if preset is not None:
+        p.set_defaults(**{k: v for k, v in asdict(PRESETS[preset]).items() if k != "extra"})
     return p
 
 
@@ -479,7 +487,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv=None, dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
          model_factory=None) -> int:
-    args = build_parser(dataset_default, prog).parse_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    preset = pre.parse_known_args(argv)[0].preset
+    args = build_parser(dataset_default, prog, preset).parse_args(argv)
     cfg = config_from_args(args)
     try:
         train(cfg, model_factory=model_factory)

@@ -86,6 +86,9 @@ def test_paper_presets_and_the_command_line_dequantise_by_default():
     assert ti.config_from_args(parse([])).dequantize is True
     assert ti.config_from_args(parse(["--no-dequantize"])).dequantize is False
     assert "dequanti" in ti.build_parser().format_help()
+    for name, preset in presets.PRESETS.items():  # --preset NAME gives the preset, options change it
+        assert ti.config_from_args(ti.build_parser(preset=name).parse_args([])) == preset
+    assert ti.config_from_args(ti.build_parser(preset="BOOK_CPU_MNIST").parse_args(["--dequantize"])).dequantize
 
 
 def test_dequantised_pixels_spread_uniformly_over_their_bins():
