@@ -216,7 +216,8 @@ def run_benchmark(args, factory=None) -> dict:
                                 relative_difference=rel, first_step_relative_difference=first,
                                 tolerance=args.tolerance, agrees=bool(rel <= args.tolerance and math.isfinite(rel)),
                                 losses=curves)
-        print(f"loss agreement ({args.data} images) over steps {half}-{args.agreement_steps}: fp32 {means['fp32']:.4f}, fast "
+        print(f"loss agreement ({args.data} images) over steps {half}-{args.agreement_steps}: "
+              f"fp32 {means['fp32']:.4f}, fast "
               f"{means['fast']:.4f}, relative difference {rel:.3%} (tolerance {args.tolerance:.1%}): "
               f"{'agrees' if res['agreement']['agrees'] else 'DOES NOT AGREE'}")
     print(f"speed-up of the fast path: training {res['speedup_train']:.2f}x, sampling {res['speedup_sample']:.2f}x")

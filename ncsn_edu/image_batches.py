@@ -49,7 +49,8 @@ def _as_uint8(ds) -> tuple[torch.Tensor, torch.Tensor]:
                 t = t.unsqueeze(1)
             elif t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):  # CIFAR-10-like (N, H, W, C)
                 t = t.permute(0, 3, 1, 2)
-            if getattr(ds, "channels", t.shape[1]) == t.shape[1] and getattr(ds, "image_size", t.shape[2]) == t.shape[2]:
+            c, h = t.shape[1], t.shape[2]
+            if getattr(ds, "channels", c) == c and getattr(ds, "image_size", h) == h:
                 return t.contiguous(), torch.as_tensor(targets)
     xs, ys = [], []
     for i in range(len(ds)):
