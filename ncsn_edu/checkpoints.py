@@ -17,6 +17,7 @@ read: the original CIFAR-10 or its JPEG copy, say).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -89,12 +90,29 @@ def load_checkpoint(path, device="cpu", model_factory=None):
     return model, state["sigmas"].to(device), cfg
 
 
+def comparable_source(source: str | None) -> str | None:
+    """What a data source says was read, without where it lies or whether a decoded cache
+    was hit: absolute paths become ``<path>`` and a trailing ``decoded cache`` note is
+    dropped, so a resume may find the same files moved or freshly cached."""
+    if source is None:
+        return None
+    source = re.sub(r"\s*;?\s*decoded cache .*$", "", source)
+    return re.sub(r"(?<![^\s(])/[^\s,;()]*", "<path>", source)
+
+
 def check_resume(recorded: dict, settings: dict, path) -> None:
     """Raise ``ValueError`` if the settings a checkpoint recorded and this run's
     ``settings`` differ in what fixes the model or a step (:data:`MODEL_KEYS`), or in what
-    the data fixed (:data:`DATA_KEYS`, where the checkpoint recorded it)."""
+    the data fixed (:data:`DATA_KEYS`, where the checkpoint recorded it; the data source
+    compared by :func:`comparable_source`)."""
     keys = MODEL_KEYS + tuple(k for k in DATA_KEYS if k in recorded)
-    diff = {k: (recorded.get(k), settings.get(k)) for k in keys if recorded.get(k) != settings.get(k)}
+
+    def same(k):
+        if k == "data_source":
+            return comparable_source(recorded.get(k)) == comparable_source(settings.get(k))
+        return recorded.get(k) == settings.get(k)
+
+    diff = {k: (recorded.get(k), settings.get(k)) for k in keys if not same(k)}
     if diff:
         hint = ""
         if "dequantize" in diff and not recorded.get("dequantize"):

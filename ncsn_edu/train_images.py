@@ -62,9 +62,9 @@ from pathlib import Path
 import torch
 
 from . import seeding
-from .checkpoints import CHECKPOINT, check_resume, load_checkpoint, read_checkpoint, remove_stale_temporaries, restore
+from .checkpoints import (CHECKPOINT, check_resume, load_checkpoint, read_checkpoint, remove_stale_temporaries,
+                          restore, unwrap)
 from .checkpoints import save as save_checkpoint
-from .checkpoints import unwrap
 from .devices import Processes, auto_on, start_processes
 from .image_batches import ImageSet, StepBatches, held_out_batch, load_images, read_image_set
 from .presets import DATASET_DEFAULTS, DATASETS, PRESETS, TrainConfig, build_model, shape_kwargs, validate

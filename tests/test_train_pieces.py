@@ -211,6 +211,13 @@ def test_a_folder_of_png_files_trains_samples_and_records_its_source(tmp_path, m
     # The sample grid holds two 8x8 colour images (one per row, 2-pixel gaps).
     grid = Image.open(tmp_path / "run" / "samples" / "step_0000002.png")
     assert grid.size == (8 + 2 * 2, 2 * 8 + 3 * 2) and grid.mode == "RGB"
+    # Rerun: it resumes, although the images now come from the decoded cache (which the
+    # source line mentions) and the folder has moved.
+    (tmp_path / "imgs").rename(tmp_path / "moved")
+    again = ti.train(dataset="folder", data_root=str(tmp_path / "moved"), image_size=8, crop=16,
+                     out=str(tmp_path / "run"), **dict(SMALL, batch_size=8, n_iters=3, sample_every=100),
+                     model_factory=factory, log=printed.append)
+    assert again["steps_run"] == 1 and again["data_source"] != res["data_source"]
 
 
 def test_no_module_imports_a_private_name_of_another():
