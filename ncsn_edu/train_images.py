@@ -454,8 +454,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
       help="Langevin step size in the official code's convention (2e-5 = the paper's eps 4e-5)")
     a("--dequantize", dest="dequantize", action="store_true", default=d.dequantize,
       help="uniform dequantisation of every batch, x*255/256 + U(0,1)/256, as the official training loop "
-           "(runners/anneal_runner.py) does unconditionally; on by default")
-    a("--no-dequantize", dest="dequantize", action="store_false",
+           "(runners/anneal_runner.py) does unconditionally")
+    a("--no-dequantize", dest="dequantize", action="store_false", default=argparse.SUPPRESS,
       help="no dequantisation: pixels x/255 as stored (how the book's CPU model data/mnist_ncsn_ngf16.pt "
            "was trained; a run resumes only under its own setting)")
     a("--seed", type=int, default=d.seed, help="seed of every random draw")
