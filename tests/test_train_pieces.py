@@ -45,9 +45,16 @@ def mnist_root(tmp_path_factory):
 def _trainer_checkpoints():
     """Every checkpoint of the image trainer shipped under data/ (a dict with a model and
     the trainer's settings)."""
+    data = ROOT / "data"
+    data_sets = {"MNIST", "FashionMNIST", "cifar-10-batches-py", "cifar10-jpeg", "cifar10", "celeba", "cache"}
+    folders = [data] + [d for d in sorted(data.iterdir())
+                        if d.is_dir() and not d.is_symlink() and d.name not in data_sets]
     found = []
-    for path in sorted((ROOT / "data").rglob("*.pt")):
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    for path in sorted(p for d in folders for p in d.glob("*.pt")):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # not a tensor file the trainer could have written
+            continue
         if isinstance(state, dict) and "model" in state and "ngf" in state.get("config", {}):
             found.append((path, state))
     return found
