@@ -60,6 +60,34 @@ def link_offline_data() -> None:
             print(f"linked {dst} -> {src.resolve()}")
 
 
+def unpack_offline_cifar10() -> None:
+    """Where the offline JPEG copy of CIFAR-10 sits beside the checkout
+    (../shared/data/cifar10-jpeg/cifar10_jpeg.tar.gz), unpack it once into the ignored
+    data/cifar10-jpeg/ (train/<class>/*.jpg, test/<class>/*.jpg), where ncsn_edu.data
+    finds it. Unpacks into a temporary folder first, so an interrupted run leaves none."""
+    import tarfile
+
+    archive = ROOT.parent / "shared" / "data" / "cifar10-jpeg" / "cifar10_jpeg.tar.gz"
+    dst = ROOT / "data" / "cifar10-jpeg"
+    if not archive.is_file() or ((dst / "train").is_dir() and (dst / "test").is_dir()):
+        return
+    tmp = ROOT / "data" / ".cifar10-jpeg.unpacking"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    print(f"unpacking {archive} into {dst}", flush=True)
+    with tarfile.open(archive) as tar:
+        try:
+            tar.extractall(tmp, filter="data")
+        except TypeError:  # Python without extraction filters
+            tar.extractall(tmp)
+    if not ((tmp / "train").is_dir() and (tmp / "test").is_dir()):
+        shutil.rmtree(tmp, ignore_errors=True)
+        sys.exit(f"{archive} does not hold train/ and test/ folders")
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
+
+
 def ensure_chromium() -> None:
     """The slider test drives Debian's chromium through chromedriver."""
     if shutil.which("chromium") and shutil.which("chromedriver"):
@@ -88,6 +116,7 @@ def env_for_children(tests: bool = False) -> dict:
 def build_book() -> int:
     ensure_env()
     link_offline_data()
+    unpack_offline_cifar10()
     r = run([BIN / "jupyter-book", "build", ROOT, "--all", "-W", "--keep-going"], cwd=ROOT, env=env_for_children())
     if r.returncode == 0:
         print(f"\nThe book is built: open {ROOT / '_build' / 'html' / 'index.html'} in a browser.")
@@ -99,6 +128,7 @@ def build_book() -> int:
 def run_tests(extra) -> int:
     ensure_env()
     link_offline_data()
+    unpack_offline_cifar10()
     ensure_chromium()
     return run([PY, "-m", "pytest", *extra], cwd=ROOT, env=env_for_children(tests=True)).returncode
 
@@ -116,6 +146,7 @@ def main(argv=None) -> int:
     else:
         ensure_env()
         link_offline_data()
+        unpack_offline_cifar10()
         code = 0
     print(f"[dev.py {args.command}] finished in {time.time() - start:.0f} s with exit code {code}", flush=True)
     return code

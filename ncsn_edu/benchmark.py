@@ -14,9 +14,11 @@ and reports the peak GPU memory and the achieved fraction of the GPU's dense bf1
 
 Loss agreement: both modes train the same initial network on the same batches and
 noise for ``--agreement-steps`` steps; the mean loss over the second half of the steps
-must agree within ``--tolerance`` (relative, default 2%). Timings use random images in
-[0, 1] (the network's cost does not depend on the pixels); the agreement run uses the
-data set when ``--data real`` (default: synthetic images, so no data set is needed).
+must agree within ``--tolerance`` (relative, default 2%). **The agreement run uses
+synthetic images (uniform noise in [0, 1]) unless ``--data real``**, which reads the
+training images of ``--dataset`` (MNIST, CIFAR-10) through
+:func:`ncsn_edu.data.image_dataset` and prints which files it read. Timings always use
+random images in [0, 1] (the network's cost does not depend on the pixels).
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ import time
 
 import torch
 
+from . import seeding
+from .devices import resolve_device
+from .image_batches import StepBatches, read_image_set
+from .presets import DATASET_DEFAULTS, build_model
 from .schedules import geometric_sigmas
-from .train_images import DATASET_DEFAULTS, StepBatches, _mix, _resolve_device, build_model, dsm_per_sample, step_noise
+from .train_step import make_step_fn
 
 #: Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets, without sparsity).
 BF16_PEAK_TFLOPS = {
@@ -82,9 +88,7 @@ def _sync(device):
 
 
 def _model(factory, dataset, ngf, seed):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_mix(seed, 0))
-        return factory(dataset, ngf, 10)
+    return seeding.seeded_model(factory, seed, dataset, ngf, 10)
 
 
 def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=0, images=None, lr=1e-3,
@@ -93,9 +97,9 @@ def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=
     d = DATASET_DEFAULTS[dataset]
     shape = (batch, d["channels"], d["image_size"], d["image_size"])
     model, run = mode.setup(_model(factory, dataset, ngf, seed), device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    state = {"model": run, "optimizer": torch.optim.Adam(model.parameters(), lr=lr), "step": 0}
     sigmas = geometric_sigmas(1, 0.01, 10).float().to(device)
-    ac = mode.autocast(device)
+    step_fn = make_step_fn(sigmas, batch, autocast=mode.autocast(device), prepare=mode.prep)
     batches = StepBatches(images, batch, seed, False, False) if images is not None else None
     losses, t0 = [], None
     for step in range(n_steps):
@@ -105,14 +109,9 @@ def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=
         if batches is not None:
             x = batches.batch(step).to(device)
         else:
-            x = torch.rand(shape, generator=torch.Generator(device=device).manual_seed(_mix(seed, 9, step)),
+            x = torch.rand(shape, generator=seeding.generator(seed, seeding.SYNTHETIC, step, device=device),
                            device=device)
-        labels, z = step_noise(step, shape, 10, seed, device)
-        loss = dsm_per_sample(run, mode.prep(x), labels, mode.prep(z), sigmas, ac).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.detach())
+        losses.append(step_fn(state, mode.prep(x), seeding.generator(seed, seeding.NOISE, step, device=device)).loss)
     _sync(device)
     seconds = time.perf_counter() - t0 if t0 is not None else float("nan")
     return torch.stack(losses).tolist(), seconds
@@ -159,7 +158,7 @@ def step_flops(factory, dataset, ngf, batch, device, count_batch: int = 2) -> fl
 
 def run_benchmark(args, factory=None) -> dict:
     factory = factory or build_model
-    device = _resolve_device(args.device, 0)
+    device = resolve_device(args.device, 0)
     cuda = device.type == "cuda"
     d = DATASET_DEFAULTS[args.dataset]
     ngf = args.ngf or d["ngf"]
@@ -204,24 +203,24 @@ def run_benchmark(args, factory=None) -> dict:
     res["speedup_sample"] = res["modes"]["fast"]["sample_img_per_s"] / res["modes"]["fp32"]["sample_img_per_s"]
 
     if args.agreement_steps:
-        images = None
+        images, source = None, "synthetic images (uniform noise in [0, 1]; --data real for the data set)"
         if args.data == "real":
-            from .train_images import load_images
-
-            images = load_images(args.dataset, True, args.data_root)[0]
-            if cuda:
-                images = images.to(device)
+            real = read_image_set(args.dataset, True, args.data_root)
+            images, source = (real.images.to(device) if cuda else real.images), real.source
+        print(f"loss agreement data: {source}", flush=True)
         curves = {m.name: train_steps(m, factory, args.dataset, ngf, args.batch_size, args.agreement_steps, device,
                                       seed=1, images=images)[0] for m in modes}
         half = args.agreement_steps // 2
         means = {k: sum(v[half:]) / len(v[half:]) for k, v in curves.items()}
         rel = abs(means["fast"] - means["fp32"]) / abs(means["fp32"])
         first = abs(curves["fast"][0] - curves["fp32"][0]) / abs(curves["fp32"][0])
-        res["agreement"] = dict(steps=args.agreement_steps, data=args.data, mean_loss_second_half=means,
+        res["agreement"] = dict(steps=args.agreement_steps, data=args.data, data_source=source,
+                                mean_loss_second_half=means,
                                 relative_difference=rel, first_step_relative_difference=first,
                                 tolerance=args.tolerance, agrees=bool(rel <= args.tolerance and math.isfinite(rel)),
                                 losses=curves)
-        print(f"loss agreement over steps {half}-{args.agreement_steps}: fp32 {means['fp32']:.4f}, fast "
+        print(f"loss agreement ({args.data} images) over steps {half}-{args.agreement_steps}: "
+              f"fp32 {means['fp32']:.4f}, fast "
               f"{means['fast']:.4f}, relative difference {rel:.3%} (tolerance {args.tolerance:.1%}): "
               f"{'agrees' if res['agreement']['agrees'] else 'DOES NOT AGREE'}")
     print(f"speed-up of the fast path: training {res['speedup_train']:.2f}x, sampling {res['speedup_sample']:.2f}x")
@@ -232,7 +231,9 @@ def run_benchmark(args, factory=None) -> dict:
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m ncsn_edu.benchmark", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m ncsn_edu.benchmark",
+                                description=__doc__.split("\n\n")[0] + " The loss agreement uses synthetic images "
+                                "unless --data real.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--dataset", default="cifar10", choices=sorted(DATASET_DEFAULTS), help="which network (channels, size)")
@@ -244,7 +245,9 @@ def build_parser():
     a("--sample-evals", type=int, default=20, help="timed network evaluations for the sampling rate")
     a("--agreement-steps", type=int, default=300, help="steps of the loss agreement check (0: skip)")
     a("--tolerance", type=float, default=0.02, help="allowed relative difference of the mean losses")
-    a("--data", default="synthetic", choices=["synthetic", "real"], help="images for the agreement run")
+    a("--data", default="synthetic", choices=["synthetic", "real"],
+      help="images for the loss agreement run: synthetic (uniform noise, no data set needed) or real (the "
+           "training images of --dataset); the timings always use random images")
     a("--data-root", default=None, help="data folder for --data real")
     a("--device", default="auto", help="auto, cuda, cpu, ...")
     a("--fast-amp", default="auto", choices=["auto", "on", "off"], help="bf16 in the fast path (auto: on CUDA)")

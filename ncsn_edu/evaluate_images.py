@@ -165,7 +165,7 @@ def main(argv=None, model_factory=None) -> int:
         if args.command == "fetch-weights":
             print(f"Inception weights: {inception_weights()}")
             return 0
-        from .train_images import _resolve_device
+        from .devices import resolve_device as _resolve_device
 
         device = _resolve_device(args.device, 0)
         if args.n <= 1:

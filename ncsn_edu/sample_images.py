@@ -31,7 +31,10 @@ from .progress import progress_bar
 
 from .inpainting import annealed_langevin_inpainting, left_half_mask  # noqa: F401 (left_half_mask: CLI)
 from .sampling import annealed_langevin_dynamics
-from .train_images import _mix, _resolve_device, load_checkpoint, save_grid
+from .checkpoints import load_checkpoint
+from .devices import resolve_device as _resolve_device
+from .seeding import mix_seeds as _mix
+from .train_images import save_grid
 
 
 def score_function(model, amp: bool):

@@ -3,7 +3,11 @@
 The same engine as :mod:`ncsn_edu.train_images` with ``--dataset cifar10`` as the
 default, so every default is the paper's CIFAR-10 setting: CondRefineNetDilated at
 ngf 128, ten noise levels from 1 to 0.01, annealed DSM with ``lambda = sigma^2``, Adam
-1e-3, batch 128, 200,000 iterations, random horizontal flips, a checkpoint every 5,000.
+1e-3, batch 128, 200,000 iterations, random horizontal flips, every batch dequantised
+as the official code does (``--no-dequantize`` turns it off), a checkpoint every 5,000:
+the preset :data:`ncsn_edu.presets.PAPER_CIFAR10`. The data are read through
+:func:`ncsn_edu.data.image_dataset` (the original CIFAR-10 files or the offline JPEG
+copy); the run prints which and records it in its checkpoints.
 
     python -m ncsn_edu.train_cifar --out runs/cifar10          # resumes when rerun
     torchrun --nproc_per_node=4 -m ncsn_edu.train_cifar --out runs/cifar10

@@ -1,23 +1,41 @@
-"""The image trainer: a noise-conditional score network on MNIST or CIFAR-10.
+"""The image trainer: a noise-conditional score network on MNIST, CIFAR-10 or a folder of
+images (chapter 12).
 
     python -m ncsn_edu.train_images --dataset mnist --out runs/mnist
     python -m ncsn_edu.train_images --dataset cifar10 --out runs/cifar10
+    python -m ncsn_edu.train_images --dataset folder --data-root my_images --image-size 32 --out runs/mine
     torchrun --nproc_per_node=4 -m ncsn_edu.train_images --dataset cifar10 --out runs/cifar10
 
-Defaults are the paper's (appendix B): ten noise levels geometric from 1 to 0.01, the
-annealed denoising score matching loss with ``lambda(sigma) = sigma^2``, Adam with lr
-1e-3, batch 128, 200,000 iterations, a checkpoint every 5,000; ngf 64 and no flips for
-MNIST, ngf 128 and random horizontal flips for CIFAR-10.
+From Python, with a named preset (:mod:`ncsn_edu.presets`)::
+
+    train(PAPER_MNIST.replace(out="runs/mnist", n_iters=1_000))
+    train(BOOK_CPU_MNIST, out="runs/small")
+
+Defaults are the paper's (appendix B) as the official code runs them: ten noise levels
+geometric from 1 to 0.01, the annealed denoising score matching loss with
+``lambda(sigma) = sigma^2``, Adam with lr 1e-3, batch 128, 200,000 iterations, a
+checkpoint every 5,000; ngf 64 and no flips for MNIST, ngf 128 and random horizontal
+flips for CIFAR-10; and every batch dequantised, ``x * 255/256 + U(0, 1)/256``, as the
+official training loop does unconditionally (``--no-dequantize`` turns it off; the
+book's shipped CPU model was trained without it).
+
+:func:`train` reads top to bottom: the data source (:mod:`ncsn_edu.image_batches`), the
+training state and one step (:mod:`ncsn_edu.train_step`), then the loop, which logs,
+tests, samples and checkpoints (:mod:`ncsn_edu.checkpoints`) every so often.
 
 What the engine does, and why:
 
 * **Resume.** Rerunning the same command continues from ``OUT/checkpoint.pt`` (model,
   optimiser, step, random-number states). Every random draw of step ``k`` (which images,
   which flips, which noise levels, which noise) comes from generators seeded by
-  ``(seed, k)``, so a resumed run repeats an uninterrupted one exactly.
+  ``(seed, k)`` (:mod:`ncsn_edu.seeding`), so a resumed run repeats an uninterrupted one
+  exactly. A resume under settings that change the model or a step is refused.
 * **Atomic checkpoints.** A checkpoint is written to a temporary file, flushed to disk
   and renamed over the old one, so a run killed at any moment leaves the last complete
   checkpoint. Loading uses ``torch.load(weights_only=True)``.
+* **What was read.** The run prints ``Data: <source>`` and records the source (e.g. the
+  original CIFAR-10 or its JPEG copy), the channels and the image size in the
+  checkpoint's settings, so a result made on one cannot pass for one made on the other.
 * **Logs.** A progress bar with iterations per second and the loss; ``OUT/metrics.csv``
   (``wall_time,step,tag,value``: loss, loss per noise level, held-out test loss) that any
   plain tool reads, also written as TensorBoard events when ``tensorboard`` is
@@ -38,268 +56,26 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
+from . import seeding
+from .checkpoints import (CHECKPOINT, check_resume, load_checkpoint, read_checkpoint, remove_stale_temporaries,
+                          restore, unwrap)
+from .checkpoints import save as save_checkpoint
+from .devices import Processes, auto_on, start_processes
+from .image_batches import ImageSet, StepBatches, held_out_batch, load_images, read_image_set
+from .presets import DATASET_DEFAULTS, DATASETS, PRESETS, TrainConfig, build_model, shape_kwargs, validate
 from .progress import progress_bar
 from .schedules import geometric_sigmas
+from .train_step import StepResult, dsm_per_sample, make_step_fn, step_noise
 
-#: The paper's per-data-set settings (appendix B): channels, size, ngf, flips.
-DATASET_DEFAULTS = {
-    "mnist": dict(channels=1, image_size=28, ngf=64, flip=False),
-    "fashion_mnist": dict(channels=1, image_size=28, ngf=64, flip=False),
-    "cifar10": dict(channels=3, image_size=32, ngf=128, flip=True),
-}
-
-CHECKPOINT = "checkpoint.pt"
-# Settings that fix the model and the meaning of a step: a resumed run must agree on them.
-_ARCH_KEYS = ("dataset", "ngf", "n_sigmas", "sigma_begin", "sigma_end", "batch_size", "seed", "flip", "dequantize")
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run (the command-line options, one to one)."""
-
-    dataset: str = "mnist"
-    out: str = "runs/ncsn"
-    data_root: str | None = None
-    ngf: int | None = None  # None: the data set's paper value
-    flip: bool | None = None  # None: the data set's paper value
-    n_sigmas: int = 10
-    sigma_begin: float = 1.0
-    sigma_end: float = 0.01
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    batch_size: int = 128
-    n_iters: int = 200_000
-    ckpt_every: int = 5_000
-    keep_snapshots: bool = True
-    log_every: int = 10
-    test_every: int = 1_000
-    test_batches: int = 4
-    sample_every: int = 5_000
-    sample_n: int = 64
-    sample_steps_each: int = 100
-    sample_eps: float = 2e-5
-    dequantize: bool = False
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    channels_last: str = "auto"
-    compile: str = "auto"
-    progress: bool = True
-    tensorboard: str = "auto"
-    max_steps_this_run: int | None = None  # stop early (for tests and time-boxed runs)
-    max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
-    extra: dict = field(default_factory=dict)
-
-    def resolved(self) -> "TrainConfig":
-        d = DATASET_DEFAULTS[self.dataset]
-        c = TrainConfig(**asdict(self))
-        if c.ngf is None:
-            c.ngf = d["ngf"]
-        if c.flip is None:
-            c.flip = d["flip"]
-        return c
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Raise ``ValueError`` with a clear message for settings that cannot work."""
-    if cfg.dataset not in DATASET_DEFAULTS:
-        raise ValueError(f"unknown data set {cfg.dataset!r}; choose one of {', '.join(DATASET_DEFAULTS)}")
-    if not (cfg.sigma_begin > 0 and cfg.sigma_end > 0):
-        raise ValueError("--sigma-begin and --sigma-end must be positive")
-    if cfg.sigma_begin < cfg.sigma_end:
-        raise ValueError(f"--sigma-begin ({cfg.sigma_begin}) is below --sigma-end ({cfg.sigma_end}); "
-                         f"the levels fall from sigma_begin to sigma_end")
-    for name in ("n_sigmas", "batch_size", "n_iters", "ckpt_every", "log_every", "test_every", "sample_every",
-                 "sample_n", "sample_steps_each"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-    if cfg.ngf is not None and cfg.ngf <= 0:
-        raise ValueError(f"--ngf must be positive, got {cfg.ngf}")
-    if cfg.max_minutes is not None and cfg.max_minutes <= 0:
-        raise ValueError("--max-minutes must be positive")
-    if cfg.test_batches < 0:
-        raise ValueError("--test-batches must be non-negative")
-    if not (cfg.lr > 0 and cfg.sample_eps > 0):
-        raise ValueError("--lr and --sample-eps must be positive")
-    for name in ("amp", "channels_last", "compile", "tensorboard"):
-        allowed = ("auto", "on", "off") if name != "amp" else ("auto", "bf16", "off")
-        if getattr(cfg, name) not in allowed:
-            raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
-
-
-# ----------------------------------------------------------------------------- model
-
-def build_model(dataset: str, ngf: int, n_sigmas: int) -> torch.nn.Module:
-    """The paper's CondRefineNetDilated for ``dataset``."""
-    from .refinenet import CondRefineNetDilated
-
-    d = DATASET_DEFAULTS[dataset]
-    return CondRefineNetDilated(in_channels=d["channels"], ngf=ngf, num_classes=n_sigmas, image_size=d["image_size"])
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DistributedDataParallel and ``torch.compile`` wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def load_checkpoint(path, device="cpu", model_factory=None):
-    """Load a checkpoint written by the trainer: returns ``(model, sigmas, config)``.
-
-    ``model`` is in eval mode on ``device``; ``sigmas`` is the run's noise levels and
-    ``config`` its settings (a dict). ``model_factory(dataset, ngf, n_sigmas)`` builds the
-    network (default: :func:`build_model`).
-    """
-    state = read_checkpoint(path)
-    cfg = state["config"]
-    model = (model_factory or build_model)(cfg["dataset"], cfg["ngf"], cfg["n_sigmas"])
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return model, state["sigmas"].to(device), cfg
-
-
-def read_checkpoint(path) -> dict:
-    """``torch.load(path, weights_only=True)`` with a clear error for a missing or
-    unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, corrupted or not a checkpoint at all
-        raise RuntimeError(
-            f"cannot read checkpoint {path}: {type(err).__name__}: {err}. The file is damaged or "
-            f"is not a checkpoint of this trainer; move it away to start afresh, or point to "
-            f"another checkpoint. Nothing was overwritten."
-        ) from err
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise RuntimeError(f"{path} is not a checkpoint written by ncsn_edu.train_images")
-    return state
-
-
-def atomic_save(obj, path) -> None:
-    """Write ``obj`` with ``torch.save`` so that ``path`` is always either the old or the
-    new complete file: temporary file, flush and fsync, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-# ----------------------------------------------------------------------------- data
-
-def load_images(dataset: str, train: bool, root=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole split as ``uint8`` images ``(N, C, H, W)`` and labels, read with
-    torchvision (which downloads into the data root when it can)."""
-    from .data import image_dataset
-
-    ds = image_dataset(dataset, train=train, root=root, download=True)
-    data = torch.as_tensor(ds.data)
-    if data.ndim == 3:  # MNIST-like (N, H, W)
-        data = data.unsqueeze(1)
-    else:  # CIFAR-10 (N, H, W, C)
-        data = data.permute(0, 3, 1, 2)
-    return data.contiguous(), torch.as_tensor(ds.targets)
-
-
-def _mix(*ints: int) -> int:
-    """A 63-bit seed from several integers (distinct streams for distinct tuples)."""
-    h = 0x9E3779B97F4A7C15
-    for i in ints:
-        h = (h ^ (int(i) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
-class StepBatches:
-    """The batch of step ``k``, a pure function of ``(seed, k)``.
-
-    Each epoch visits the training images in a fresh random order (the last incomplete
-    batch is dropped); flips and uniform dequantisation are drawn from a generator seeded
-    by ``(seed, k)``. ``batch(k, rank, world)`` returns rank's share of the global batch.
-    """
-
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, flip: bool, dequantize: bool):
-        if batch_size > len(images):
-            raise ValueError(f"batch size {batch_size} exceeds the {len(images)} training images")
-        self.images, self.batch_size, self.seed = images, batch_size, seed
-        self.flip, self.dequantize = flip, dequantize
-        self.per_epoch = len(images) // batch_size
-        self._perm_epoch, self._perm = None, None
-
-    def _order(self, epoch: int) -> torch.Tensor:
-        if self._perm_epoch != epoch:
-            g = torch.Generator().manual_seed(_mix(self.seed, 1, epoch))
-            self._perm, self._perm_epoch = torch.randperm(len(self.images), generator=g), epoch
-        return self._perm
-
-    def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-        epoch, j = divmod(step, self.per_epoch)
-        idx = self._order(epoch)[j * self.batch_size:(j + 1) * self.batch_size]
-        g = torch.Generator().manual_seed(_mix(self.seed, 2, step))
-        flips = torch.rand(self.batch_size, generator=g) < 0.5
-        deq = torch.rand((self.batch_size, *self.images.shape[1:]), generator=g) if self.dequantize else None
-        share = self.batch_size // world
-        sl = slice(rank * share, (rank + 1) * share)
-        idx = idx[sl].to(self.images.device)
-        x = self.images[idx].float()
-        if deq is not None:  # the official code's optional dequantisation: (255 x + u) / 256
-            x = x + deq[sl].to(x.device)
-            x = x / 256.0
-        else:
-            x = x / 255.0
-        if self.flip:
-            f = flips[sl].to(x.device)
-            x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
-        return x
-
-
-def step_noise(step: int, shape, n_sigmas: int, seed: int, device, stream: int = 3):
-    """The noise-level indices and standard normal noise of step ``step`` for the whole
-    global batch (every process draws the same and takes its share)."""
-    g = torch.Generator(device=device).manual_seed(_mix(seed, stream, step))
-    labels = torch.randint(0, n_sigmas, (shape[0],), generator=g, device=device)
-    z = torch.randn(shape, generator=g, device=device)
-    return labels, z
-
-
-def dsm_per_sample(model, x: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, sigmas: torch.Tensor,
-                   autocast=None) -> torch.Tensor:
-    """Per-sample annealed DSM loss with given levels and noise: the same quantity as
-    :func:`ncsn_edu.losses.anneal_dsm_loss` with ``reduction="none"`` (a test checks it),
-    with the network optionally run under ``autocast``; the loss is formed in fp32."""
-    used = sigmas[labels].view(-1, *([1] * (x.ndim - 1)))
-    perturbed = x + used * z
-    target = -z / used  # = -(perturbed - x) / sigma^2
-    if autocast is not None:
-        with autocast():
-            s = model(perturbed, labels)
-    else:
-        s = model(perturbed, labels)
-    s = s.float()
-    return 0.5 * ((s - target) ** 2).flatten(1).sum(1) * used.flatten() ** 2
+# Names other modules and the book read from here (each defined in the module named above).
+__all__ = ["CHECKPOINT", "DATASET_DEFAULTS", "MetricsLog", "NonFiniteLoss", "StepBatches", "TrainConfig",
+           "build_model", "build_parser", "config_from_args", "dsm_per_sample", "load_checkpoint", "load_images",
+           "main", "read_checkpoint", "read_metrics", "save_grid", "step_noise", "train", "validate"]
 
 
 # ----------------------------------------------------------------------------- logging
@@ -357,27 +133,62 @@ def read_metrics(path) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------- training
-
 class NonFiniteLoss(RuntimeError):
-    pass
+    """The loss or the weights stopped being finite (the last checkpoint stays intact)."""
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
-    return dev
+class LossTracker:
+    """The losses of the steps since the last log row: their mean over the global batch
+    and the mean per noise level, checked for non-finite values."""
 
+    def __init__(self, n_sigmas: int, device, procs: Processes):
+        self.procs = procs
+        self.losses = []  # a device tensor per step, read at log time (no sync per step)
+        self.level_sum = torch.zeros(n_sigmas, device=device)
+        self.level_cnt = torch.zeros(n_sigmas, device=device)
+        self.last_time = time.time()
 
-def _on(option: str, device: torch.device) -> bool:
-    """``auto`` means on for CUDA and off for CPU."""
-    return option in ("on", "bf16") or (option == "auto" and device.type == "cuda")
+    def add(self, result: StepResult) -> None:
+        with torch.no_grad():
+            self.level_sum.index_add_(0, result.labels, result.per_sample)
+            self.level_cnt.index_add_(0, result.labels, torch.ones_like(result.per_sample))
+            self.losses.append(result.loss)
+
+    def flush(self, step: int, ckpt_path) -> tuple[list, dict]:
+        """``(losses of the recent steps, {level: mean loss})``; raises :class:`NonFiniteLoss`."""
+        recent = torch.stack(self.losses)
+        if self.procs.distributed:  # the global batch's loss: mean of the ranks' means
+            torch.distributed.all_reduce(recent)
+            recent /= self.procs.world
+            torch.distributed.all_reduce(self.level_sum)
+            torch.distributed.all_reduce(self.level_cnt)
+        recent = recent.tolist()
+        self.losses.clear()
+        bad = [i for i, v in enumerate(recent) if not math.isfinite(v)]
+        if bad:
+            at = step - len(recent) + bad[0] + 1
+            raise NonFiniteLoss(
+                f"the loss became {recent[bad[0]]} at step {at}. Training stopped; the last good "
+                f"checkpoint ({ckpt_path}) is intact. Try a lower --lr, --amp off, or rerun to "
+                f"resume from it.")
+        levels = {i: s / c for i, (s, c) in enumerate(zip(self.level_sum.tolist(), self.level_cnt.tolist())) if c}
+        self.level_sum.zero_()
+        self.level_cnt.zero_()
+        return recent, levels
+
+    def row(self, recent: list, levels: dict, sigmas: torch.Tensor) -> dict:
+        """The values of a ``metrics.csv`` row."""
+        now = time.time()
+        vals = {"loss": recent[-1], "loss_mean": sum(recent) / len(recent),
+                "it_per_s": len(recent) / max(now - self.last_time, 1e-9)}
+        self.last_time = now
+        for i, v in levels.items():
+            vals[f"loss_level/{i}_sigma{sigmas[i].item():.4g}"] = v
+        return vals
 
 
 def save_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
+    """Images in [0, 1] as one PNG grid (written atomically)."""
     from torchvision.utils import save_image
 
     path = Path(path)
@@ -388,255 +199,235 @@ def save_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, model_factory=None, log=print) -> dict:
-    """Train (or resume) the run described by ``cfg``; return a summary dict.
+# ----------------------------------------------------------------------------- the pieces of a run
+
+def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None]:
+    """The training split and (when test losses are wanted) the test split."""
+    kw = dict(root=cfg.data_root, image_size=cfg.image_size, crop=cfg.crop)
+    train_set = read_image_set(cfg.dataset, train=True, **kw)
+    test_set = read_image_set(cfg.dataset, train=False, **kw) if cfg.test_batches else None
+    return train_set, test_set
+
+
+def run_settings(cfg: TrainConfig, data: ImageSet) -> dict:
+    """What a checkpoint records: every setting, and what the data fixed (channels, image
+    size and which files were read)."""
+    c, h, _ = data.shape
+    return dict(asdict(cfg), channels=c, image_size=h, data_source=data.source)
+
+
+def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
+    """The training state at step 0: the seeded network and its Adam optimiser."""
+    kw = shape_kwargs(cfg.dataset, settings["channels"], settings["image_size"])
+    model = seeding.seeded_model(model_factory, cfg.seed, cfg.dataset, cfg.ngf, cfg.n_sigmas, **kw).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    return {"model": model, "optimizer": opt, "step": 0}
+
+
+class Speed:
+    """bf16 autocast, channels-last memory and ``torch.compile`` (``auto``: on for CUDA)."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.device = device
+        self.bf16 = auto_on(cfg.amp, device)
+        self.channels_last = auto_on(cfg.channels_last, device)
+        self.compile = auto_on(cfg.compile, device)
+        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.bf16 else None
+
+    def prepare(self, t: torch.Tensor) -> torch.Tensor:
+        """A batch on the device in the network's memory format."""
+        t = t.to(self.device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
+
+    def wrap(self, model: torch.nn.Module, procs: Processes) -> torch.nn.Module:
+        """The module the steps run: channels-last, in DDP, compiled, as chosen."""
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if procs.distributed:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return torch.compile(model) if self.compile else model
+
+
+def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed) -> float:
+    """The loss on ``cfg.test_batches`` fixed batches of test images (the same batches,
+    levels and noise at every evaluation)."""
+    if test is None:
+        return float("nan")
+    total, count = 0.0, 0
+    net = unwrap(state["model"])
+    state["model"].eval()
+    with torch.no_grad():
+        for b in range(cfg.test_batches):
+            x = speed.prepare(held_out_batch(test.images, b, cfg.batch_size, cfg.seed, cfg.dequantize))
+            labels, z = step_noise(b, x.shape, cfg.n_sigmas, cfg.seed, speed.device, stream=seeding.TEST_NOISE)
+            per = dsm_per_sample(net, x, labels, speed.prepare(z), sigmas, speed.autocast)
+            total += per.sum().item()
+            count += len(per)
+    state["model"].train()
+    return total / count
+
+
+def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, speed: Speed, path) -> None:
+    """``cfg.sample_n`` samples of the current network (annealed Langevin, the official
+    step convention) as a grid at ``path``; always from the same start and noise."""
+    from .sampling import annealed_langevin_dynamics
+
+    g = seeding.generator(cfg.seed, seeding.GRID, device=speed.device)
+    x0 = torch.rand((cfg.sample_n, *shape), generator=g, device=speed.device)
+    net = unwrap(state["model"])
+    net.eval()
+
+    def score(x, labels):
+        if speed.autocast is not None:
+            with speed.autocast():
+                return net(x, labels).float()
+        return net(x, labels)
+
+    x = annealed_langevin_dynamics(score, x0, sigmas, cfg.sample_eps, cfg.sample_steps_each,
+                                   generator=g, convention="code")
+    net.train()
+    save_grid(x, path)
+
+
+def write_checkpoint(state: dict, sigmas: torch.Tensor, settings: dict, cfg: TrainConfig, procs: Processes) -> None:
+    """Check the weights, then (rank 0) write ``OUT/checkpoint.pt``, and a snapshot of the
+    model at every ``--ckpt-every`` and at the end; every process waits for it."""
+    step, out = state["step"], Path(cfg.out)
+    if not all(torch.isfinite(p).all() for p in unwrap(state["model"]).parameters()):
+        raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
+                            f"checkpoint ({out / CHECKPOINT}) is intact.")
+    if procs.is_main:
+        snapshot = cfg.keep_snapshots and (step % cfg.ckpt_every == 0 or step == cfg.n_iters)
+        save_checkpoint(state, sigmas, settings, out, procs.device, snapshot)
+    if procs.distributed:
+        torch.distributed.barrier()
+
+
+def out_of_time(cfg: TrainConfig, start_time: float, procs: Processes) -> bool:
+    """Whether ``--max-minutes`` have passed (rank 0's clock decides for all)."""
+    late = torch.tensor(float(time.time() - start_time > 60 * cfg.max_minutes), device=procs.device)
+    if procs.distributed:
+        torch.distributed.broadcast(late, 0)
+    return bool(late.item())
+
+
+# ----------------------------------------------------------------------------- training
+
+def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overrides) -> dict:
+    """Train (or resume) the run described by ``cfg`` (default :class:`TrainConfig`, the
+    paper's settings) with ``overrides`` applied; return a summary dict.
 
     ``model_factory(dataset, ngf, n_sigmas)`` builds the network (default: the paper's
-    CondRefineNetDilated, :func:`build_model`).
+    CondRefineNetDilated, :func:`ncsn_edu.presets.build_model`); for images of another
+    shape than the data set's own (a folder) it also gets ``channels=`` and ``image_size=``.
     """
+    cfg = (cfg or TrainConfig()).replace(**overrides)
     validate(cfg)
     cfg = cfg.resolved()
-    model_factory = model_factory or build_model
-
-    # Distributed set-up (torchrun sets these variables).
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cfg.batch_size % world:
-        raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by the {world} processes")
-    device = _resolve_device(cfg.device, local_rank)
-    distributed = world > 1
-    if distributed and not torch.distributed.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    is_main = rank == 0
-    out = Path(cfg.out)
-
-    # Resume: the checkpoint is read before anything is written.
+    procs = start_processes(cfg.device, cfg.batch_size)
+    device, out = procs.device, Path(cfg.out)
     ckpt_path = out / CHECKPOINT
-    state = read_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    if state is not None:
-        old = state["config"]
-        diff = {k: (old.get(k), getattr(cfg, k)) for k in _ARCH_KEYS if old.get(k) != getattr(cfg, k)}
-        if diff:
-            raise ValueError(
-                f"{ckpt_path} was made with different settings {diff} (checkpoint, now); use another "
-                f"--out to start a new run, or the same settings to resume. Nothing was overwritten.")
+    saved = read_checkpoint(ckpt_path) if ckpt_path.exists() else None  # read before anything is written
 
-    # Data (read before any file is written, so a data error leaves OUT untouched).
-    if cfg.data_root is not None and not Path(cfg.data_root).is_dir():
-        raise FileNotFoundError(
-            f"--data-root {cfg.data_root} is not a folder. Give the folder that holds the data set in "
-            f"torchvision's layout (MNIST/raw/ or cifar-10-batches-py/), or leave --data-root out to use "
-            f"the default data folder, where torchvision downloads the data set when it can.")
-    images, _ = load_images(cfg.dataset, train=True, root=cfg.data_root)
-    test_images = load_images(cfg.dataset, train=False, root=cfg.data_root)[0] if cfg.test_batches else None
-    if device.type == "cuda":
-        images = images.to(device)  # uint8 on the GPU: no loader in the loop
+    # The data source (read before any file is written, so a data error leaves OUT untouched).
+    train_set, test_set = open_data(cfg)
+    settings = run_settings(cfg, train_set)
+    if saved is not None:
+        check_resume(saved["config"], settings, ckpt_path)
+    images = train_set.images.to(device) if device.type == "cuda" else train_set.images  # no loader on a GPU
     batches = StepBatches(images, cfg.batch_size, cfg.seed, cfg.flip, cfg.dequantize)
 
+    # The training state and one step.
     sigmas = geometric_sigmas(cfg.sigma_begin, cfg.sigma_end, cfg.n_sigmas).float()
-    sigmas_dev = sigmas.to(device)
-    with torch.random.fork_rng(devices=[]):  # parameter initialisation, global RNG left as it was
-        torch.manual_seed(_mix(cfg.seed, 0))
-        model = model_factory(cfg.dataset, cfg.ngf, cfg.n_sigmas)
-    model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        for group in opt.param_groups:  # the command line's optimiser settings win
-            group["lr"], group["betas"] = cfg.lr, (cfg.beta1, cfg.beta2)
-        step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    state = new_state(cfg, model_factory or build_model, settings, device)
+    if saved is not None:
+        restore(state, saved, cfg.lr, (cfg.beta1, cfg.beta2), device)
+    speed = Speed(cfg, device)
+    state["model"] = speed.wrap(state["model"], procs)
+    step_fn = make_step_fn(sigmas.to(device), cfg.batch_size, procs.share(cfg.batch_size), speed.autocast,
+                           speed.prepare)
 
-    use_bf16 = _on(cfg.amp, device)
-    use_cl = _on(cfg.channels_last, device)
-    use_compile = _on(cfg.compile, device)
-    if use_cl:
-        model = model.to(memory_format=torch.channels_last)
-    train_model = model
-    if distributed:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if use_compile:
-        train_model = torch.compile(train_model)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else None
-
-    if is_main:
+    # Logging.
+    if procs.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob(".*.tmp*"):  # leftovers of a save that was killed
-            stale.unlink()
-        metrics = MetricsLog(out, step, cfg.tensorboard)
-        log(f"{'resuming from step ' + str(step) if step else 'starting'}: {cfg.dataset}, ngf {cfg.ngf}, "
-            f"{cfg.n_sigmas} sigmas {cfg.sigma_begin:g}->{cfg.sigma_end:g}, batch {cfg.batch_size} on "
-            f"{world} x {device.type}, bf16 {use_bf16}, channels-last {use_cl}, compile {use_compile}; "
-            f"writing to {out}")
+        remove_stale_temporaries(out)
+        metrics = MetricsLog(out, state["step"], cfg.tensorboard)
+        log(f"Data: {train_set.source}")
+        log(f"{'resuming from step ' + str(state['step']) if state['step'] else 'starting'}: {cfg.dataset}, "
+            f"ngf {cfg.ngf}, {cfg.n_sigmas} sigmas {cfg.sigma_begin:g}->{cfg.sigma_end:g}, flips {cfg.flip}, "
+            f"dequantisation {cfg.dequantize}, batch {cfg.batch_size} on {procs.world} x {device.type}, "
+            f"bf16 {speed.bf16}, channels-last {speed.channels_last}, compile {speed.compile}; writing to {out}")
+    tracker = LossTracker(cfg.n_sigmas, device, procs)
+    end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, state["step"] + cfg.max_steps_this_run)
+    bar = progress_bar(total=cfg.n_iters, initial=state["step"], enabled=cfg.progress and procs.is_main,
+                       desc="training", dynamic_ncols=True, smoothing=0.05)
+    start_time, start_step, history = time.time(), state["step"], []
 
-    def prepare(x):
-        x = x.to(device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if use_cl else x
-
-    def checkpoint(at: int) -> None:
-        if not is_main:
-            return
-        payload = {
-            "model": _unwrap(model).state_dict(),
-            "optimizer": opt.state_dict(),
-            "step": at,
-            "sigmas": sigmas,
-            "config": asdict(cfg),
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-        }
-        atomic_save(payload, out / CHECKPOINT)
-        if cfg.keep_snapshots and (at % cfg.ckpt_every == 0 or at == cfg.n_iters):
-            snap = {k: payload[k] for k in ("model", "step", "sigmas", "config")}
-            (out / "snapshots").mkdir(exist_ok=True)
-            atomic_save(snap, out / "snapshots" / f"model_{at:07d}.pt")
-
-    def test_loss() -> float:
-        if test_images is None:
-            return float("nan")
-        total, count = 0.0, 0
-        train_model.eval()
-        with torch.no_grad():
-            for b in range(cfg.test_batches):
-                g = torch.Generator().manual_seed(_mix(cfg.seed, 4, b))
-                idx = torch.randint(0, len(test_images), (cfg.batch_size,), generator=g)
-                x = prepare(test_images[idx].float() / 255.0)
-                labels, z = step_noise(b, x.shape, cfg.n_sigmas, cfg.seed, device, stream=5)
-                per = dsm_per_sample(model, x, labels, prepare(z), sigmas_dev, autocast)
-                total += per.sum().item()
-                count += len(per)
-        train_model.train()
-        return total / count
-
-    def sample_grid(at: int) -> None:
-        from .sampling import annealed_langevin_dynamics
-
-        g = torch.Generator(device=device).manual_seed(_mix(cfg.seed, 6))
-        x0 = torch.rand((cfg.sample_n, *images.shape[1:]), generator=g, device=device)
-        net = _unwrap(model)
-        net.eval()
-
-        def score(x, labels):
-            if autocast is not None:
-                with autocast():
-                    return net(x, labels).float()
-            return net(x, labels)
-
-        x = annealed_langevin_dynamics(score, x0, sigmas, cfg.sample_eps, cfg.sample_steps_each,
-                                       generator=g, convention="code")
-        net.train()
-        save_grid(x, out / "samples" / f"step_{at:07d}.png")
-
-    end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, step + cfg.max_steps_this_run)
-    bar = progress_bar(total=cfg.n_iters, initial=step, enabled=cfg.progress and is_main, desc="training",
-                       dynamic_ncols=True, smoothing=0.05)
-    losses = []  # loss of every step of this process (a device tensor per step, read at log time)
-    level_sum = torch.zeros(cfg.n_sigmas, device=device)
-    level_cnt = torch.zeros(cfg.n_sigmas, device=device)
-    share = cfg.batch_size // world
-    start_time, start_step = time.time(), step
-    last_log = [start_time]
-    history = []
-    train_model.train()
+    # The loop: one step, then whatever is due at the step reached.
+    state["model"].train()
     try:
-        while step < end:
-            x = prepare(batches.batch(step, rank, world))
-            labels, z = step_noise(step, (cfg.batch_size, *x.shape[1:]), cfg.n_sigmas, cfg.seed, device)
-            sl = slice(rank * share, (rank + 1) * share)
-            labels, z = labels[sl], prepare(z[sl])
-            per = dsm_per_sample(train_model, x, labels, z, sigmas_dev, autocast)
-            loss = per.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            with torch.no_grad():
-                level_sum.index_add_(0, labels, per.detach())
-                level_cnt.index_add_(0, labels, torch.ones_like(per))
-                losses.append(loss.detach())
+        while state["step"] < end:
+            x = speed.prepare(batches.batch(state["step"], procs.rank, procs.world))
+            tracker.add(step_fn(state, x, seeding.generator(cfg.seed, seeding.NOISE, state["step"], device=device)))
+            step = state["step"]
             bar.update(1)
             if cfg.max_minutes is not None and step % cfg.log_every == 0 and step < end:
-                late = torch.tensor(float(time.time() - start_time > 60 * cfg.max_minutes), device=device)
-                if distributed:  # rank 0's clock decides for all
-                    torch.distributed.broadcast(late, 0)
-                if late.item():
+                if out_of_time(cfg, start_time, procs):
                     end = step  # checkpoint now and stop
             due_ckpt = step % cfg.ckpt_every == 0 or step == end
-            if step % cfg.log_every == 0 or due_ckpt or step == end:
-                recent = torch.stack(losses)
-                if distributed:  # the global batch's loss: mean of the ranks' means
-                    torch.distributed.all_reduce(recent)
-                    recent /= world
-                    torch.distributed.all_reduce(level_sum)
-                    torch.distributed.all_reduce(level_cnt)
-                recent = recent.tolist()
-                losses.clear()
-                bad = [i for i, v in enumerate(recent) if not math.isfinite(v)]
-                if bad:
-                    at = step - len(recent) + bad[0] + 1
-                    raise NonFiniteLoss(
-                        f"the loss became {recent[bad[0]]} at step {at}. Training stopped; the last good "
-                        f"checkpoint ({ckpt_path}) is intact. Try a lower --lr, --amp off, or rerun to "
-                        f"resume from it.")
+            if step % cfg.log_every == 0 or due_ckpt:
+                recent, levels = tracker.flush(step, ckpt_path)
                 history.extend(recent)
-                if is_main:
-                    now = time.time()
-                    vals = {"loss": recent[-1], "loss_mean": sum(recent) / len(recent),
-                            "it_per_s": len(recent) / max(now - last_log[0], 1e-9)}
-                    last_log[0] = now
-                    cnt = level_cnt.tolist()
-                    for i, (s_, c_) in enumerate(zip(level_sum.tolist(), cnt)):
-                        if c_:
-                            vals[f"loss_level/{i}_sigma{sigmas[i].item():.4g}"] = s_ / c_
-                    metrics.log(step, vals)
+                if procs.is_main:
+                    metrics.log(step, tracker.row(recent, levels, sigmas))
                     bar.set_postfix(loss=f"{recent[-1]:.4g}")
-                level_sum.zero_()
-                level_cnt.zero_()
-            if is_main and (step % cfg.test_every == 0 or step == cfg.n_iters) and cfg.test_batches:
-                metrics.log(step, {"test_loss": test_loss()})
-            if is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
-                sample_grid(step)
+            if procs.is_main and cfg.test_batches and (step % cfg.test_every == 0 or step == cfg.n_iters):
+                metrics.log(step, {"test_loss": held_out_loss(state, test_set, cfg, sigmas.to(device), speed)})
+            if procs.is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
+                sample_grid(state, train_set.shape, sigmas, cfg, speed, out / "samples" / f"step_{step:07d}.png")
             if due_ckpt:
-                if not all(torch.isfinite(p).all() for p in model.parameters()):
-                    raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
-                                        f"checkpoint ({ckpt_path}) is intact.")
-                checkpoint(step)
-            if distributed and due_ckpt:
-                torch.distributed.barrier()
+                write_checkpoint(state, sigmas, settings, cfg, procs)
     finally:
         bar.close()
-        if is_main:
+        if procs.is_main:
             metrics.close()
     wall = time.time() - start_time
-    if is_main:
-        log(f"stopped at step {step} of {cfg.n_iters}; {step - start_step} steps in {wall:.1f} s")
-    return {"step": step, "losses": history, "wall_s": wall, "steps_run": step - start_step}
+    if procs.is_main:
+        log(f"stopped at step {state['step']} of {cfg.n_iters}; {state['step'] - start_step} steps in {wall:.1f} s")
+    return {"step": state["step"], "losses": history, "wall_s": wall, "steps_run": state["step"] - start_step,
+            "data_source": train_set.source}
 
 
 # ----------------------------------------------------------------------------- command line
 
-def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images") -> argparse.ArgumentParser:
+def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
+                 preset: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``preset`` (a name in :data:`ncsn_edu.presets.PRESETS`) its
+    settings are the defaults."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog=prog,
         description="Train the paper's noise-conditional score network (CondRefineNetDilated) on images. "
-                    "Defaults are the paper's (Song & Ermon 2019, appendix B). Rerunning the same command "
-                    "resumes from OUT/checkpoint.pt.",
+                    "Defaults are the paper's (Song & Ermon 2019, appendix B) as the official code runs them, "
+                    "including the dequantisation of every batch (--no-dequantize turns it off). Rerunning the "
+                    "same command resumes from OUT/checkpoint.pt.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
-    a("--dataset", default=dataset_default, help="mnist, fashion_mnist or cifar10")
+    a("--preset", default=preset, choices=sorted(PRESETS),
+      help="start from these named settings (ncsn_edu.presets), e.g. BOOK_CPU_MNIST for the book's shipped "
+           "CPU model; the other options change them")
+    a("--dataset", default=dataset_default, help=f"{', '.join(DATASETS)} (folder: a folder of images, "
+                                                  f"class folders or flat, given by --data-root)")
     a("--out", default=None, help="run folder for checkpoints, metrics.csv and sample grids "
                                    "(default runs/<dataset>)")
     a("--data-root", default=None, help="folder with the data set in torchvision's layout (downloaded there "
-                                         "when missing); default: $NCSN_EDU_DATA or the checkout's data/")
+                                         "when missing), or the folder of images for --dataset folder; default: "
+                                         "$NCSN_EDU_DATA or the checkout's data/")
+    a("--image-size", type=int, default=None, help="resize the images to this size (a folder's images; default: "
+                                                    "as stored); the network is built for the data's size")
+    a("--crop", type=int, default=None, help="centre crop to this size before resizing (the paper's CelebA: "
+                                              "--crop 140 --image-size 32)")
     a("--ngf", type=int, default=None, help="network width; default the paper's: 64 for MNIST, 128 for CIFAR-10")
     a("--flip", dest="flip", action="store_true", default=None,
       help="random horizontal flips (default: on for CIFAR-10, off for MNIST)")
@@ -661,7 +452,12 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--sample-steps-each", type=int, default=d.sample_steps_each, help="Langevin steps per level for the grids")
     a("--sample-eps", type=float, default=d.sample_eps,
       help="Langevin step size in the official code's convention (2e-5 = the paper's eps 4e-5)")
-    a("--dequantize", action="store_true", help="uniform dequantisation (x*255 + U(0,1))/256 (optional in the paper)")
+    a("--dequantize", dest="dequantize", action="store_true", default=d.dequantize,
+      help="uniform dequantisation of every batch, x*255/256 + U(0,1)/256, as the official training loop "
+           "(runners/anneal_runner.py) does unconditionally")
+    a("--no-dequantize", dest="dequantize", action="store_false", default=argparse.SUPPRESS,
+      help="no dequantisation: pixels x/255 as stored (how the book's CPU model data/mnist_ncsn_ngf16.pt "
+           "was trained; a run resumes only under its own setting)")
     a("--seed", type=int, default=d.seed, help="seed of every random draw")
     a("--device", default=d.device, help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     a("--amp", default=d.amp, choices=["auto", "bf16", "off"], help="bf16 autocast (auto: on for CUDA)")
@@ -676,6 +472,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--max-minutes", type=float, default=None,
       help="stop with a checkpoint after this many minutes of training (rerun to continue), "
            "e.g. to fit a Colab session")
+    if preset is not None:
+        p.set_defaults(**{k: v for k, v in asdict(PRESETS[preset]).items() if k != "extra"})
     return p
 
 
@@ -689,7 +487,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv=None, dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
          model_factory=None) -> int:
-    args = build_parser(dataset_default, prog).parse_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    preset = pre.parse_known_args(argv)[0].preset
+    args = build_parser(dataset_default, prog, preset).parse_args(argv)
     cfg = config_from_args(args)
     try:
         train(cfg, model_factory=model_factory)
