@@ -165,9 +165,9 @@ def main(argv=None, model_factory=None) -> int:
         if args.command == "fetch-weights":
             print(f"Inception weights: {inception_weights()}")
             return 0
-        from .devices import resolve_device as _resolve_device
+        from .devices import resolve_device
 
-        device = _resolve_device(args.device, 0)
+        device = resolve_device(args.device, 0)
         if args.n <= 1:
             raise ValueError("--n must be at least 2")
         weights = inception_weights(args.inception_weights)  # fail early, before any long work

@@ -32,8 +32,8 @@ from .progress import progress_bar
 from .inpainting import annealed_langevin_inpainting, left_half_mask  # noqa: F401 (left_half_mask: CLI)
 from .sampling import annealed_langevin_dynamics
 from .checkpoints import load_checkpoint
-from .devices import resolve_device as _resolve_device
-from .seeding import mix_seeds as _mix
+from .devices import resolve_device
+from .seeding import mix_seeds
 from .train_images import save_grid
 
 
@@ -78,7 +78,7 @@ def write_shards(model, sigmas, n: int, shape, folder, batch: int, seed: int = 0
         size = min(batch, n - i * batch)
         if path.exists():
             continue
-        x = generate(model, sigmas, size, shape, seed=_mix(seed, 7, i), **kw)
+        x = generate(model, sigmas, size, shape, seed=mix_seeds(seed, 7, i), **kw)
         tmp = folder / f".shard_{i:05d}.tmp.npz"
         np.savez(tmp, images=to_uint8(x).cpu().numpy())
         tmp.replace(path)
@@ -185,7 +185,7 @@ def main(argv=None, model_factory=None) -> int:
         for name in ("steps_each", "n", "batch", "n_images", "completions"):
             if getattr(args, name, 1) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
-        device = _resolve_device(args.device, 0)
+        device = resolve_device(args.device, 0)
         if args.official:
             from .official import load_official_checkpoint
 
@@ -216,7 +216,7 @@ def main(argv=None, model_factory=None) -> int:
             from .train_images import load_images
 
             test, _ = load_images(cfg["dataset"], train=False, root=args.data_root)
-            g = torch.Generator().manual_seed(_mix(args.seed, 8))
+            g = torch.Generator().manual_seed(mix_seeds(args.seed, 8))
             idx = torch.randperm(len(test), generator=g)[: args.n_images]
             images = test[idx].float() / 255
             mask = left_half_mask(shape)
