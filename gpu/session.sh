@@ -10,7 +10,8 @@
 #   official       the official trainer's training step (ermongroup/ncsn) at batch 128, the anchor
 #   profile        torch.profiler: the fast path's top kernels by GPU time
 #   train-mnist    issue 13: the paper's MNIST network for $MINUTES minutes, then samples,
-#                  Figure 4 chains, inpaintings (samples as uint8 shards, weights in fp16)
+#                  Figure 4 chains (uint8), inpaintings (samples as uint8 shards, weights in fp16);
+#                  Figure 9's neighbours are computed afterwards on a CPU from the shards
 #   train-cifar10  issue 13: the paper's CIFAR-10 network for $MINUTES minutes, 256 samples,
 #                  inpaintings of held-out test images
 # TINY=1 shrinks every part to seconds: that is how this script is rehearsed on a CPU
@@ -89,6 +90,9 @@ part_train() {  # $1 = data set
   say "inpaint $ds"
   $PY -m ncsn_edu.sample_images inpaint "$run/checkpoint.pt" --device "$DEVICE" --n-images "$NN_INPAINT" \
     --grid "$OUT/${ds}_inpaint.png" --no-progress "${SAMPLE_ARGS[@]}" 2>&1 | tee -a "$LOG" | tail -3
+  say "Figure 4 chains of $ds"
+  $PY gpu/figure4_chains.py "$run/checkpoint.pt" --device "$DEVICE" --n 10 --keep-every 50 \
+    --out "$OUT/${ds}_chains.npz" "${SAMPLE_ARGS[@]}" 2>&1 | tee -a "$LOG" | tail -2
   if [ "$ds" = mnist ]; then  # weights in half precision, small enough to come back (and to commit)
     $PY -c "import torch,sys; c=torch.load(sys.argv[1], weights_only=True); torch.save({k:(v.half() if v.is_floating_point() else v) for k,v in c['model'].items()}, sys.argv[2])" \
       "$run/checkpoint.pt" "$OUT/mnist_ngf64_fp16_weights.pt"
