@@ -78,8 +78,13 @@ def test_a_wheel_install_finds_every_result_and_carries_no_data_set(tmp_path):
     record = (next(site.glob("ncsn_edu-*.dist-info")) / "RECORD").read_text().splitlines()
     held = {line.split(",")[0] for line in record}
     results = {p.removeprefix("ncsn_edu/results/") for p in held if p.startswith("ncsn_edu/results/")}
-    assert not results - set(names), f"the wheel carries files git does not track: {sorted(results - set(names))}"
-    assert not set(names) - results, f"the wheel lacks committed results: {sorted(set(names) - results)}"
+    assert not results - set(names), (
+        f"the wheel carries files git does not track under data/ (data sets or scratch files): "
+        f"{sorted(results - set(names))}; exclude their folder in pyproject.toml's "
+        f"[tool.setuptools.exclude-package-data], or commit them if they are results")
+    assert not set(names) - results, (
+        f"the wheel lacks committed results: {sorted(set(names) - results)}; a result under data/ "
+        f"must match [tool.setuptools.package-data] in pyproject.toml (extend its patterns)")
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu").glob("*.py")}
     assert modules <= held
 
