@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Files a data set leaves in data/ whose names look like results (the extensions and
 #: depths the package-data patterns take): the wheel must carry none of them.
 DECOYS = [
-    "MNIST/processed.pt", "FashionMNIST/raw.npz", "cifar-10-batches-py/batches.json",
+    "MNIST/processed.pt", "FashionMNIST/raw.npz", "cifar-10-batches-py/batches.json", ".cifar10-jpeg.unpacking/x.md",
     "cifar10-jpeg/README.md", "cifar10-jpeg/train/airplane/0000.png", "cifar10/test.npz",
     "celeba/list_attr_celeba.csv", "cache/cifar10-train-0123abcd.npz",
 ]
