@@ -85,8 +85,9 @@ def test_a_wheel_install_finds_every_result_and_carries_no_data_set(tmp_path):
     assert not set(names) - results, (
         f"the wheel lacks committed results: {sorted(set(names) - results)}; a result under data/ "
         f"must match [tool.setuptools.package-data] in pyproject.toml (extend its patterns)")
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu").glob("*.py")}
-    assert modules <= held
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu").rglob("*.py")}
+    assert not modules - held, (f"the wheel lacks modules (list a new sub-package in pyproject.toml's "
+                                f"[tool.setuptools] packages): {sorted(modules - held)}")
 
     # A fresh interpreter outside the checkout, importing only the installed copy, with
     # NCSN_EDU_DATA pointing at an empty folder and then unset.
