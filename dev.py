@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -113,11 +114,46 @@ def env_for_children(tests: bool = False) -> dict:
     return env
 
 
+def build_wheel_site(site: Path, python=PY, data: Path | None = None) -> Path:
+    """Build ncsn_edu as a wheel and install it, without dependencies, into the folder
+    ``site`` (for PYTHONPATH). The wheel is built from a scratch copy of the sources with
+    ``data`` (default: the checkout's data/) linked in, so nothing is written into the
+    checkout and no stale build/ folder can slip old files into it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(ROOT / name, src / name)
+        shutil.copytree(ROOT / "ncsn_edu", src / "ncsn_edu", ignore=shutil.ignore_patterns("__pycache__"))
+        (src / "data").symlink_to(Path(data or ROOT / "data").resolve(), target_is_directory=True)
+        pip = [python, "-m", "pip", "--disable-pip-version-check", "-q"]
+        r = run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp, src], cwd=tmp)
+        wheels = list(Path(tmp).glob("ncsn_edu-*.whl"))
+        if r.returncode or len(wheels) != 1:
+            sys.exit("building the ncsn_edu wheel failed (see pip's message above)")
+        shutil.rmtree(site, ignore_errors=True)
+        if run([*pip, "install", "--no-deps", "--no-index", "--target", site, wheels[0]], cwd=tmp).returncode:
+            sys.exit("installing the ncsn_edu wheel failed (see pip's message above)")
+    return Path(site)
+
+
+def wheel_kernel_env(env: dict, site: Path) -> dict:
+    """``env`` for kernels that import ncsn_edu from the wheel installed in ``site``
+    (PYTHONPATH comes before the editable install), as after a reader's ``pip install .``
+    or on Colab, so every book build proves that an installed package finds the book's
+    committed results. Data sets still come from the checkout's data/ (NCSN_EDU_DATA)."""
+    env = dict(env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH")) if p)
+    env.setdefault("NCSN_EDU_DATA", str(ROOT / "data"))
+    return env
+
+
 def build_book() -> int:
     ensure_env()
     link_offline_data()
     unpack_offline_cifar10()
-    r = run([BIN / "jupyter-book", "build", ROOT, "--all", "-W", "--keep-going"], cwd=ROOT, env=env_for_children())
+    env = wheel_kernel_env(env_for_children(), build_wheel_site(ROOT / "_build" / "wheel-site"))
+    r = run([BIN / "jupyter-book", "build", ROOT, "--all", "-W", "--keep-going"], cwd=ROOT, env=env)
     if r.returncode == 0:
         print(f"\nThe book is built: open {ROOT / '_build' / 'html' / 'index.html'} in a browser.")
     else:

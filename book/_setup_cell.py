@@ -1,4 +1,5 @@
 # Set-up for Colab or a fresh kernel: install the book's package only when it is missing.
+# However it is installed, the package carries the book's committed results.
 try:
     import ncsn_edu
 except ImportError:
@@ -8,6 +9,5 @@ except ImportError:
         subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/ncsn-edu/ncsn-edu", src], check=True)
     # --no-deps: torch, numpy, ipywidgets and the rest stay exactly as they are.
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", src], check=True)
-    os.environ["NCSN_EDU_DATA"] = os.path.join(src, "data")  # the book's committed results
     importlib.invalidate_caches()
     import ncsn_edu

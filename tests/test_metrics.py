@@ -5,6 +5,7 @@ shuffled-pixel images."""
 import numpy as np
 import pytest
 import torch
+from missing_data import skip_missing
 
 from ncsn_edu.metrics import (
     class_histogram,
@@ -74,7 +75,7 @@ def mnist_and_classifier():
         test = image_dataset("mnist", train=False)
         train = image_dataset("mnist", train=True)
     except FileNotFoundError as err:  # offline without a copy of MNIST
-        pytest.skip(f"MNIST not available: {err}")
+        skip_missing("mnist", err)
     model, summary = load_classifier()
     to = lambda ds: (ds.data.unsqueeze(1).float() / 255, ds.targets)  # noqa: E731
     return to(test), to(train), model, summary
