@@ -254,7 +254,7 @@ def run_experiment(
         seconds_before = state["seconds"]
     n_params = sum(p.numel() for p in runs["clean"].model.parameters())
     t0 = time.time()
-    stopped_by = "n_iters"
+    stopped_by = "running"  # what partial results written during the run say
 
     def result() -> dict:
         clean, noisy = runs["clean"].losses, runs["noisy"].losses
@@ -299,6 +299,8 @@ def run_experiment(
         if max_seconds is not None and time.time() - t0 >= max_seconds and it + 1 < n_iters:
             stopped_by = "max_seconds"
             break
+    if stopped_by == "running":
+        stopped_by = "n_iters"
     if save_every or checkpoint is not None:
         save()
     return result()

@@ -90,6 +90,7 @@ def test_lockstep_runs_equal_separate_runs_and_resume_exactly(tmp_path):
     ck, saved = tmp_path / "ck.pt", []
     part = run_experiment(data, noise_std=0.01, n_iters=2, checkpoint=ck, save_every=1, on_save=saved.append, **kw)
     assert part["n_iters_done"] == 2 and [s["n_iters_done"] for s in saved] == [1, 2, 2]
+    assert [s["stopped_by"] for s in saved] == ["running", "running", "n_iters"] == ["running"] * 2 + [part["stopped_by"]]
     resumed = run_experiment(data, noise_std=0.01, n_iters=3, checkpoint=ck, **kw)
     assert resumed["clean"] == full["clean"] and resumed["noisy"] == full["noisy"]
 
