@@ -124,6 +124,25 @@ def inpaint(model, sigmas, images: torch.Tensor, mask: torch.Tensor, completions
 
 # ----------------------------------------------------------------------------- command line
 
+def _test_images(args, cfg) -> tuple[torch.Tensor, str]:
+    """The held-out images to inpaint, ``uint8`` ``(N, C, H, W)``, and their source line:
+    ``--dataset`` (default: the checkpoint's data set) read with
+    :func:`ncsn_edu.data.image_dataset` (``folder``: the images under ``--data-root``,
+    optionally centre-cropped and resized)."""
+    from .data import image_dataset
+
+    name = args.dataset or cfg["dataset"]
+    root, size, crop = args.data_root, args.image_size, args.crop
+    if name == "folder":  # defaults from a checkpoint trained on a folder
+        root = root or cfg.get("data_root")
+        size = size or cfg.get("image_size")
+        crop = crop if crop is not None else cfg.get("crop")
+    ds = image_dataset(name, train=False, root=root, image_size=size, crop=crop)
+    data = torch.as_tensor(ds.data)
+    data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+    return data.contiguous(), ds.source
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.sample_images", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -159,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument("--n-images", type=int, default=8, help="number of held-out test images")
     q.add_argument("--completions", type=int, default=5, help="completions per image")
-    q.add_argument("--data-root", default=None, help="data folder (default: $NCSN_EDU_DATA or data/)")
+    q.add_argument("--data-root", default=None,
+                   help="data folder (default: $NCSN_EDU_DATA or data/); with --dataset folder the image folder")
+    q.add_argument("--dataset", default=None, choices=["mnist", "fashion_mnist", "cifar10", "folder"],
+                   help="data set of the test images (default: the checkpoint's)")
+    q.add_argument("--image-size", type=int, default=None, help="resize the test images to this side (folder)")
+    q.add_argument("--crop", type=int, default=None, help="centre crop before resizing (folder)")
     return p
 
 
@@ -196,10 +220,10 @@ def main(argv=None, model_factory=None) -> int:
                                  "sample from the CelebA checkpoint, or inpaint with the MNIST or CIFAR-10 one")
         else:
             model, sigmas, cfg = _load_trainer_checkpoint(args.checkpoint, device, model_factory)
-            from .train_images import DATASET_DEFAULTS
+            from .presets import DATASET_DEFAULTS, image_shape
 
-            d = DATASET_DEFAULTS[cfg["dataset"]]
-            shape = (d["channels"], d["image_size"], d["image_size"])
+            known = cfg["dataset"] in DATASET_DEFAULTS or cfg.get("image_size")
+            shape = image_shape(cfg) if known else None
         kw = dict(eps=args.eps, n_steps_each=args.steps_each, amp=args.amp == "bf16")
         if args.command == "sample":
             kw.update(convention=args.convention, final_denoise=args.final_denoise)
@@ -213,9 +237,12 @@ def main(argv=None, model_factory=None) -> int:
                 save_grid(x[:256], args.grid)
                 print(f"grid of {min(len(x), 256)} samples: {args.grid}")
         else:
-            from .train_images import load_images
-
-            test, _ = load_images(cfg["dataset"], train=False, root=args.data_root)
+            test, source = _test_images(args, cfg)
+            print(f"test images: {source}")
+            if shape is not None and tuple(test.shape[1:]) != shape:
+                raise ValueError(f"the test images have shape {tuple(test.shape[1:])}, the model {shape}: "
+                                 f"pass --image-size (and --crop) to match")
+            shape = tuple(test.shape[1:])
             g = torch.Generator().manual_seed(mix_seeds(args.seed, 8))
             idx = torch.randperm(len(test), generator=g)[: args.n_images]
             images = test[idx].float() / 255

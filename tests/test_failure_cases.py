@@ -221,4 +221,6 @@ def test_figure1_noisy_data_give_the_steadier_loss(tmp_path):
     f, fd = r["fluctuation"], r["fluctuation_detrended"]
     assert f["clean"] > 1.3 * f["noisy"], f
     assert fd["clean"] > fd["noisy"], fd
-    assert min(r["clean"]) < min(r["noisy"])  # the clean loss runs away downward faster
+    # (Both losses fall far below zero in these 120 iterations: the noisy data's optimum is
+    # about -d / (2 sigma^2) = -1.3e6 for d = 256, so which curve is lower first is not the
+    # Figure 1 effect; with the authors' ResScore the noisy one happens to be.)
