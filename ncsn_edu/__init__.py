@@ -1,10 +1,24 @@
 """ncsn-edu: the library behind the book on Song & Ermon (2019), "Generative Modeling
 by Estimating Gradients of the Data Distribution".
 
-Modules are named for what they hold: ``distributions`` (mixtures with exact scores),
-``losses`` (score matching objectives), ``schedules`` (noise levels), ``sampling``
-(Langevin samplers), ``training`` (toy training loops), ``sliders`` (figures driven by
-a slider), ``plotting``, ``data`` and ``resources`` (files shipped under ``data/``).
+Modules are named for what they hold, grouped by role:
+
+* Toy library (Parts I-III): ``distributions`` (mixtures with exact scores), ``losses``
+  (score matching objectives), ``gaussian_models``, ``closed_forms`` and
+  ``annealing_theory`` (closed-form answers the chapters measure against), ``noise_scales``
+  (noise in D dimensions), ``schedules`` (noise levels), ``sampling`` (Langevin samplers),
+  ``toy_nets``, ``training`` (toy training loops), ``toy_metrics``.
+* Image library (Part IV, capstone): ``refinenet`` (the paper's network), ``resnet_score``
+  (Figure 1's ResScore), ``inpainting`` (Algorithm 2), ``data`` (MNIST, CIFAR-10, any image
+  folder), ``presets`` (settings and named presets), ``seeding``, ``devices``,
+  ``image_batches``, ``train_step``, ``checkpoints``, ``official`` (the authors' checkpoints),
+  ``metrics`` and ``mnist_classifier`` (sample quality on a CPU).
+* Experiments that make the book's committed results: ``low_density_experiment``
+  (Figure 2), ``manifold_experiment`` (Figure 1), ``timing``.
+* Commands: ``train_images`` and ``train_cifar`` (training), ``sample_images`` (samples,
+  inpainting), ``evaluate_images`` (IS/FID, checkpoint selection), ``benchmark`` (speed).
+* Book plumbing: ``plotting``, ``sliders``, ``progress``, ``resources`` (where committed
+  results and data sets live).
 """
 
 __version__ = "0.1.0"
