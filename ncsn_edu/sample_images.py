@@ -133,7 +133,7 @@ def _test_images(args, cfg) -> tuple[torch.Tensor, str]:
 
     name = args.dataset or cfg["dataset"]
     root, size, crop = args.data_root, args.image_size, args.crop
-    if name == "folder":  # defaults from a checkpoint trained on a folder
+    if name == "folder" and cfg["dataset"] == "folder":  # defaults from a checkpoint trained on a folder
         root = root or cfg.get("data_root")
         size = size or cfg.get("image_size")
         crop = crop if crop is not None else cfg.get("crop")
