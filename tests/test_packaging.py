@@ -32,25 +32,35 @@ def load_dev():
     return dev
 
 
+def _mirror(src: Path, dst: Path, below: list[str]) -> None:
+    """dst as a copy of the folder src made of links, except that every folder on the way
+    to a decoy (``below``: decoy paths relative to src) is a real folder, so that writing a
+    decoy never writes through a link into the real data set."""
+    dst.mkdir()
+    for child in src.iterdir():
+        inner = [d.split("/", 1)[1] for d in below if "/" in d and d.split("/", 1)[0] == child.name]
+        if inner and child.is_dir():
+            _mirror(child, dst / child.name, inner)
+        else:
+            (dst / child.name).symlink_to(child.resolve())
+
+
 def data_with_decoys(tmp: Path) -> Path:
     """data/ as a build sees it (every entry of the real one linked in, so the data sets
-    present here count too), with the decoy data-set files added."""
-    data = tmp / "data"
-    data.mkdir()
+    present here count too), with the decoy data-set files added. The real data/ is left
+    exactly as it was: a decoy written through a link would corrupt a real data set (a stray
+    ``0000.png`` in the CIFAR-10 copy makes every reader of it fail)."""
     real = ROOT / "data"
-    decoy_dirs = {d.split("/")[0] for d in DECOYS}
-    for entry in real.iterdir():
-        if entry.name in decoy_dirs and entry.is_dir():
-            (data / entry.name).mkdir()
-            for child in entry.iterdir():
-                (data / entry.name / child.name).symlink_to(child.resolve())
-        else:
-            (data / entry.name).symlink_to(entry.resolve())
+    before = {rel for rel in DECOYS if (real / rel).exists()}
+    data = tmp / "data"
+    _mirror(real, data, DECOYS)
     for rel in DECOYS:
         path = data / rel
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"data set, not a result")
+    written = {rel for rel in DECOYS if (real / rel).exists()} - before
+    assert not written, f"decoys written into the real data/: {sorted(written)}"
     return data
 
 
