@@ -20,6 +20,7 @@ from ncsn_edu import train_images as ti  # noqa: E402
 def test_inpaint_command_reads_a_cropped_resized_image_folder(tmp_path, capsys, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setenv("NCSN_EDU_DATA", str(tmp_path / "data_root"))  # its image cache goes there
+    monkeypatch.chdir(tmp_path)  # a default output file must not land in the checkout
     write_fake_mnist(tmp_path / "mnist", n_train=32, n_test=8)
     cfg = ti.TrainConfig(dataset="mnist", out=str(tmp_path / "run"), data_root=str(tmp_path / "mnist"), ngf=4,
                          batch_size=8, n_iters=2, ckpt_every=2, test_batches=0, sample_every=100, sample_n=4,
