@@ -36,9 +36,9 @@ def shell_overlap(ratio: float, dim: int) -> float:
 
     It is the probability (normal approximation of the chi distribution: mean
     ``sigma_i sqrt(D)``, standard deviation ``sigma_i / sqrt(2)``) that the noise of the
-    smaller level, ``sigma_i z``, has a length within three standard deviations of the
-    larger level's typical length ``sigma_{i-1} sqrt(D)``. Their technique 2 asks for
-    about 0.5.
+    smaller level, ``sigma_i z``, has a length within three of the larger level's
+    standard deviations (``3 sigma_{i-1} / sqrt(2)``) of the larger level's typical
+    length ``sigma_{i-1} sqrt(D)``. Their technique 2 asks for about 0.5.
     """
     if ratio < 1 or int(dim) != dim or dim < 1:
         raise ValueError("ratio must be at least 1 and dim a positive integer")
