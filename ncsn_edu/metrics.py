@@ -122,3 +122,22 @@ def shuffle_pixels(images: torch.Tensor, generator: torch.Generator | None = Non
     flat = images.flatten(1)
     idx = torch.argsort(torch.rand(flat.shape, generator=generator), dim=1)
     return flat.gather(1, idx).view_as(images)
+
+
+def frechet_between_disjoint_subsets(features, n: int, repeats: int = 1, generator: torch.Generator | None = None):
+    """Frechet distances between two *disjoint* random subsets of ``n`` rows of the same
+    feature set, ``repeats`` times (a new random split each time).
+
+    Both subsets come from one distribution, so the true distance is 0: what this returns
+    is the small-sample bias of the Frechet distance at size ``n`` (for ``N(0, I_d)``
+    features the mean term alone contributes ``2 d / n``). Compare a generator's Frechet
+    distance at size ``n`` with these numbers, not with 0.
+    """
+    f = _as_2d(features)
+    if not 2 <= n <= len(f) // 2:
+        raise ValueError(f"need 2 <= n <= {len(f) // 2} (two disjoint subsets of {len(f)} rows)")
+    out = []
+    for _ in range(repeats):
+        perm = torch.randperm(len(f), generator=generator).numpy()
+        out.append(frechet_distance(f[perm[:n]], f[perm[n:2 * n]]))
+    return np.array(out)
