@@ -12,7 +12,7 @@ the error says which flag to add.
 
 Sampling is annealed Langevin dynamics (Algorithm 1) with the paper's settings: 100
 steps per level, starting from uniform noise, in the official code's step convention
-with step 2e-5 (the paper's eps = 4e-5; see :func:`ncsn_edu.sampling.annealed_langevin_dynamics`).
+with step 2e-5 (which is eps = 4e-5 in the paper's notation; the paper states 2e-5; see :func:`ncsn_edu.sampling.annealed_langevin_dynamics`).
 Large sample sets are written in shards of ``--batch`` images (``shard_XXXXX.npz``,
 uint8); each shard is seeded by its index, so an interrupted run continues where it
 stopped and gives the same images. Inpainting is Algorithm 2 on held-out test images:
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(q):
         q.add_argument("checkpoint", help="checkpoint.pt or a snapshot written by ncsn_edu.train_images")
         q.add_argument("--eps", type=float, default=2e-5,
-                       help="Langevin step in the official code's convention (2e-5 = the paper's eps 4e-5)")
+                       help="Langevin step in the official code's convention (2e-5 here is eps = 4e-5 in the paper's notation; the paper states 2e-5)")
         q.add_argument("--steps-each", type=int, default=100, help="Langevin steps per noise level (T)")
         q.add_argument("--seed", type=int, default=0, help="seed of the sampler")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
