@@ -3,6 +3,7 @@
 
     python3 dev.py book   # create .venv, install, execute every chapter, build the site
     python3 dev.py test   # create .venv, install, run the whole test suite
+    python3 dev.py lint   # run ruff (configured in pyproject.toml) on the code
 
 Only Python 3.10+ with pip and venv is needed; everything else is installed into
 ``.venv`` (and, for the browser test, Debian's ``chromium`` when run as root).
@@ -169,9 +170,15 @@ def run_tests(extra) -> int:
     return run([PY, "-m", "pytest", *extra], cwd=ROOT, env=env_for_children(tests=True)).returncode
 
 
+def lint() -> int:
+    """Run ruff on the package, the tests and the scripts; non-zero on any violation."""
+    ensure_env()
+    return run([BIN / "ruff", "check", "ncsn_edu", "tests", "dev.py", "gpu"], cwd=ROOT).returncode
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["book", "test", "setup"], help="what to do")
+    parser.add_argument("command", choices=["book", "test", "lint", "setup"], help="what to do")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest (test only)")
     args = parser.parse_args(argv)
     start = time.time()
@@ -179,6 +186,8 @@ def main(argv=None) -> int:
         code = build_book()
     elif args.command == "test":
         code = run_tests(args.pytest_args)
+    elif args.command == "lint":
+        code = lint()
     else:
         ensure_env()
         link_offline_data()

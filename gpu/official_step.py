@@ -44,7 +44,9 @@ def main(argv=None) -> int:
                           model=SimpleNamespace(ngf=ngf, num_classes=10))
     dev = torch.device(a.device)
     torch.manual_seed(0)
-    model = torch.nn.DataParallel(CondRefineNetDilated(cfg).to(dev)) if dev.type == "cuda" else CondRefineNetDilated(cfg)
+    model = CondRefineNetDilated(cfg)
+    if dev.type == "cuda":
+        model = torch.nn.DataParallel(model.to(dev))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
     sigmas = torch.logspace(0, -2, 10, device=dev)  # geometric 1 -> 0.01, as the runner's exp(linspace(log))
     x_all = torch.rand(a.steps + a.warmup, a.batch, channels, size, size, device=dev)

@@ -9,8 +9,6 @@ finite step actually reaches on a Gaussian.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .distributions import GaussianMixture

@@ -39,7 +39,8 @@ def _batch(score, jacobian):
     if J.ndim == 2:
         J = J.expand(s.shape[0], *J.shape)
     if s.ndim != 2 or J.shape != (s.shape[0], s.shape[1], s.shape[1]):
-        raise ValueError(f"score must be (N, D) or (D,) and jacobian (N, D, D) or (D, D); got {tuple(s.shape)}, {tuple(J.shape)}")
+        raise ValueError("score must be (N, D) or (D,) and jacobian (N, D, D) or (D, D); "
+                         f"got {tuple(s.shape)}, {tuple(J.shape)}")
     return s, J
 
 

@@ -18,6 +18,7 @@ The update rule and its two conventions are those of
 from __future__ import annotations
 
 import torch
+
 from .progress import progress_bar
 from .sampling import step_coefficients
 

@@ -165,7 +165,8 @@ def main(argv=None) -> dict:
         "losses": torch.tensor(run["losses"]),
         "settings": {"n_steps": args.n_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed},
         "seconds": round(time.time() - t0, 1),
-        "command": "python -m ncsn_edu.low_density_experiment " + " ".join(sys.argv[1:] if argv is None else list(argv)),
+        "command": "python -m ncsn_edu.low_density_experiment "
+                   + " ".join(sys.argv[1:] if argv is None else list(argv)),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

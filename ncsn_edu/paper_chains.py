@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--n-chains", type=int, default=8, help="fig4: number of chains")
     p.add_argument("--completions", type=int, default=2, help="fig6: completions per test digit")
-    p.add_argument("--eps-code", type=float, default=2e-5, help="the official code's step (the paper's eps is twice it)")
+    p.add_argument("--eps-code", type=float, default=2e-5,
+                   help="the official code's step (the paper's eps is twice it)")
     p.add_argument("--steps-each", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)

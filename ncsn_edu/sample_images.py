@@ -12,7 +12,8 @@ the error says which flag to add.
 
 Sampling is annealed Langevin dynamics (Algorithm 1) with the paper's settings: 100
 steps per level, starting from uniform noise, in the official code's step convention
-with step 2e-5 (which is eps = 4e-5 in the paper's notation; the paper states 2e-5; see :func:`ncsn_edu.sampling.annealed_langevin_dynamics`).
+with step 2e-5 (which is eps = 4e-5 in the paper's notation; the paper states 2e-5; see
+:func:`ncsn_edu.sampling.annealed_langevin_dynamics`).
 Large sample sets are written in shards of ``--batch`` images (``shard_XXXXX.npz``,
 uint8); each shard is seeded by its index, so an interrupted run continues where it
 stopped and gives the same images. Inpainting is Algorithm 2 on held-out test images:
@@ -27,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from .progress import progress_bar
 
-from .inpainting import annealed_langevin_inpainting, left_half_mask  # noqa: F401 (left_half_mask: CLI)
-from .sampling import annealed_langevin_dynamics
 from .checkpoints import load_checkpoint
 from .devices import resolve_device
+from .inpainting import annealed_langevin_inpainting, left_half_mask  # noqa: F401 (left_half_mask: CLI)
+from .progress import progress_bar
+from .sampling import annealed_langevin_dynamics
 from .seeding import mix_seeds
 from .train_images import save_grid
 
@@ -151,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(q):
         q.add_argument("checkpoint", help="checkpoint.pt or a snapshot written by ncsn_edu.train_images")
         q.add_argument("--eps", type=float, default=2e-5,
-                       help="Langevin step in the official code's convention (2e-5 here is eps = 4e-5 in the paper's notation; the paper states 2e-5)")
+                       help="Langevin step in the official code's convention (2e-5 here is eps = 4e-5 "
+                            "in the paper's notation; the paper states 2e-5)")
         q.add_argument("--steps-each", type=int, default=100, help="Langevin steps per noise level (T)")
         q.add_argument("--seed", type=int, default=0, help="seed of the sampler")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -169,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64, help="number of samples")
     s.add_argument("--batch", type=int, default=1000, help="samples per batch (and per shard)")
     s.add_argument("--shards", default=None, help="folder for shard_XXXXX.npz files (resumable; for FID)")
-    s.add_argument("--final-denoise", action="store_true", help="one extra denoising step at the end (off in the paper)")
+    s.add_argument("--final-denoise", action="store_true",
+                   help="one extra denoising step at the end (off in the paper)")
     s.add_argument("--convention", default="code", choices=["code", "paper"],
                    help="step convention: the official code's (default) or the paper's Algorithm 1 as written")
 

@@ -62,8 +62,15 @@ from pathlib import Path
 import torch
 
 from . import seeding
-from .checkpoints import (CHECKPOINT, check_resume, load_checkpoint, read_checkpoint, remove_stale_temporaries,
-                          restore, unwrap)
+from .checkpoints import (
+    CHECKPOINT,
+    check_resume,
+    load_checkpoint,
+    read_checkpoint,
+    remove_stale_temporaries,
+    restore,
+    unwrap,
+)
 from .checkpoints import save as save_checkpoint
 from .devices import Processes, auto_on, start_processes
 from .image_batches import ImageSet, StepBatches, held_out_batch, load_images, read_image_set
@@ -451,7 +458,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--sample-n", type=int, default=d.sample_n, help="images per sample grid")
     a("--sample-steps-each", type=int, default=d.sample_steps_each, help="Langevin steps per level for the grids")
     a("--sample-eps", type=float, default=d.sample_eps,
-      help="Langevin step size in the official code's convention (2e-5 here is eps = 4e-5 in the paper's notation; the paper states 2e-5)")
+      help="Langevin step size in the official code's convention (2e-5 here is eps = 4e-5 "
+           "in the paper's notation; the paper states 2e-5)")
     a("--dequantize", dest="dequantize", action="store_true", default=d.dequantize,
       help="uniform dequantisation of every batch, x*255/256 + U(0,1)/256, as the official training loop "
            "(runners/anneal_runner.py) does unconditionally")

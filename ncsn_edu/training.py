@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from .progress import progress_bar
 
 
@@ -72,8 +73,8 @@ def train_toy_ncsn(
     :class:`~ncsn_edu.toy_nets.ConditionalScoreMLP`) makes the network predict
     ``sigma * score``; ``scale_output=False`` trains the paper's plain level-conditioned
     network. The learning rate decays to zero along a cosine by default
-    (``lr_decay=None`` keeps it constant, as the paper does on images). ``seed`` seeds the weights (drawn without touching the
-    global random state), the data and the noise, so a run is reproducible. Pass
+    (``lr_decay=None`` keeps it constant, as the paper does on images). ``seed`` seeds the
+    weights (drawn without touching the global random state), the data and the noise, so a run is reproducible. Pass
     ``model`` to continue training an existing network.
     """
     from .distributions import GaussianMixture

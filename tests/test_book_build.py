@@ -38,7 +38,8 @@ def make_book(folder: Path, cells: list[str]) -> Path:
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     (folder / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "book/chapter"}))
     shutil.copytree(ROOT / "book" / "_ext", folder / "book" / "_ext")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A chapter")] + [nbformat.v4.new_code_cell(c) for c in cells])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A chapter")]
+                                  + [nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "book" / "chapter.ipynb")
     return folder

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from missing_data import how_to_provide
 
 pytest_plugins = ["pytester"]

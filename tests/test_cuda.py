@@ -185,7 +185,8 @@ def test_torchrun_one_process_with_nccl_equals_a_single_process(mnist_root, tmp_
 
     args = ["--dataset", "mnist", "--data-root", str(mnist_root), "--ngf", "8", "--batch-size", "16",
             "--n-iters", "3", "--ckpt-every", "3", "--log-every", "1", "--test-batches", "0",
-            "--sample-every", "100000", "--sample-n", "2", "--sample-steps-each", "1", "--device", DEVICE, "--amp", "off", "--channels-last", "off",
+            "--sample-every", "100000", "--sample-n", "2", "--sample-steps-each", "1", "--device", DEVICE,
+            "--amp", "off", "--channels-last", "off",
             "--compile", "off", "--no-progress"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                                     os.environ.get("PYTHONPATH")])))

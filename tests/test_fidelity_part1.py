@@ -98,4 +98,5 @@ def test_weighted_optimal_dsm_loss_is_about_d_over_2_not_one(D):
         per = sigma**2 * dsm_loss(gauss.perturbed(sigma).score, x, sigma, generator=torch.Generator().manual_seed(k),
                                   reduction="none")
         theory = D * c**2 / (2 * (c**2 + sigma**2))
-        assert abs(per.mean().item() - theory) < 4 * per.std().item() / math.sqrt(len(per)), (D, sigma, per.mean(), theory)
+        se = per.std().item() / math.sqrt(len(per))
+        assert abs(per.mean().item() - theory) < 4 * se, (D, sigma, per.mean(), theory)

@@ -40,5 +40,6 @@ def test_inpaint_command_reads_a_cropped_resized_image_folder(tmp_path, capsys, 
     grid = np.asarray(Image.open(tmp_path / "i.png"))
     assert grid.shape[:2] == (2 * 28 + 3 * 2, 4 * 28 + 5 * 2)
     # without resizing the 40x36 images do not fit the 28x28 model: a clear error
-    rc = si.main(["inpaint", ck, "--dataset", "folder", "--data-root", str(folder), *common], model_factory=tiny_factory)
+    rc = si.main(["inpaint", ck, "--dataset", "folder", "--data-root", str(folder), *common],
+                 model_factory=tiny_factory)
     assert rc == 1 and "pass --image-size" in capsys.readouterr().err

@@ -5,10 +5,9 @@ plain Langevin misses (paper section 4.3, appendix B)."""
 import pytest
 import torch
 
-from ncsn_edu.distributions import GaussianMixture
+from ncsn_edu.distributions import GaussianMixture, mode_fractions
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
-from ncsn_edu.distributions import mode_fractions
 from ncsn_edu.toy_metrics import per_level_score_errors, relative_score_error
 from ncsn_edu.toy_nets import ConditionalScoreMLP
 from ncsn_edu.training import train_toy_ncsn

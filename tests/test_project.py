@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -44,7 +45,8 @@ def test_environment_yml_lists_the_package_dependencies():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {norm(r) for r in pip if not r.startswith("-e")}
-    wanted = {norm(r) for r in PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["book"]}
+    project = PYPROJECT["project"]
+    wanted = {norm(r) for r in project["dependencies"] + project["optional-dependencies"]["book"]}
     assert listed == wanted
     assert "-e ." in pip
 
@@ -103,3 +105,13 @@ def test_book_fails_on_errors_and_executes_every_chapter():
     assert CONFIG["execute"]["allow_errors"] is False
     assert CONFIG["sphinx"]["config"]["nb_execution_raise_on_error"] is True
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_ruff_is_configured_and_run_by_ci():
+    ruff = PYPROJECT["tool"]["ruff"]
+    assert ruff["line-length"] == 120 and ruff["target-version"] == "py310"
+    assert {"E", "F", "W"} <= set(ruff["lint"]["select"])
+    assert any(norm(r).startswith("ruff") for r in PYPROJECT["project"]["optional-dependencies"]["test"])
+    steps = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "python3 dev.py lint" in steps
+    assert steps.index("python3 dev.py book") < steps.index("python3 dev.py lint") < steps.index("python3 dev.py test")

@@ -79,9 +79,12 @@ def test_paper_and_code_conventions_give_identical_samples_when_converted():
     score = gaussian_level_score(1.0, [5.0, 2.0, 1.2])
     sigmas = [2.0, 1.0, 0.5]
     x0 = torch.randn(300, 2, generator=torch.Generator().manual_seed(3))
-    paper = annealed_langevin_dynamics(score, x0, sigmas, 4e-2, 20, torch.Generator().manual_seed(7), convention="paper")
-    code = annealed_langevin_dynamics(score, x0, sigmas, 2e-2, 20, torch.Generator().manual_seed(7), convention="code")
-    same_eps = annealed_langevin_dynamics(score, x0, sigmas, 4e-2, 20, torch.Generator().manual_seed(7), convention="code")
+    def gen():
+        return torch.Generator().manual_seed(7)
+
+    paper = annealed_langevin_dynamics(score, x0, sigmas, 4e-2, 20, gen(), convention="paper")
+    code = annealed_langevin_dynamics(score, x0, sigmas, 2e-2, 20, gen(), convention="code")
+    same_eps = annealed_langevin_dynamics(score, x0, sigmas, 4e-2, 20, gen(), convention="code")
     assert torch.equal(paper, code)
     assert not torch.allclose(paper, same_eps)
 
@@ -89,12 +92,14 @@ def test_paper_and_code_conventions_give_identical_samples_when_converted():
 def test_keep_every_returns_start_and_every_kth_state():
     score = gaussian_level_score(0.0, [4.0, 1.0])
     x0 = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
-    final, states = annealed_langevin_dynamics(score, x0, [2.0, 1.0], 0.1, 10, torch.Generator().manual_seed(1), keep_every=5)
+    final, states = annealed_langevin_dynamics(score, x0, [2.0, 1.0], 0.1, 10, torch.Generator().manual_seed(1),
+                                               keep_every=5)
     assert len(states) == 1 + 2 * 10 // 5
     assert torch.equal(states[0], x0) and torch.equal(states[-1], final)
     plain = annealed_langevin_dynamics(score, x0, [2.0, 1.0], 0.1, 10, torch.Generator().manual_seed(1))
     assert torch.equal(plain, final)  # keeping states does not change the run
-    _, per_level = annealed_langevin_dynamics(score, x0, [2.0, 1.0], 0.1, 10, torch.Generator().manual_seed(1), keep_every=10)
+    _, per_level = annealed_langevin_dynamics(score, x0, [2.0, 1.0], 0.1, 10, torch.Generator().manual_seed(1),
+                                              keep_every=10)
     assert len(per_level) == 3
 
 
@@ -104,7 +109,8 @@ def test_final_denoise_is_one_tweedie_step_at_the_smallest_sigma():
     score = gaussian_level_score(2.0, variances)
     x0 = torch.randn(10000, 1, generator=torch.Generator().manual_seed(0))
     noisy = annealed_langevin_dynamics(score, x0, sigmas, 0.1, 100, torch.Generator().manual_seed(4))
-    clean = annealed_langevin_dynamics(score, x0, sigmas, 0.1, 100, torch.Generator().manual_seed(4), final_denoise=True)
+    clean = annealed_langevin_dynamics(score, x0, sigmas, 0.1, 100, torch.Generator().manual_seed(4),
+                                       final_denoise=True)
     labels = torch.full((10000,), 1)
     assert torch.allclose(clean, noisy + sigmas[-1] ** 2 * score(noisy, labels))
     # Tweedie: E[x | x + sigma z] for x ~ N(2, 1) is 2 + (x~ - 2) / (1 + sigma^2), whose

@@ -255,7 +255,8 @@ def test_torchrun_two_processes_make_the_same_update_as_one(mnist_root, tmp_path
     m = ti.read_metrics(tmp_path / "ddp" / "metrics.csv")
     assert m["loss"][1] == pytest.approx(single["losses"], rel=1e-5)
     # Only rank 0 wrote files.
-    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["checkpoint.pt", "metrics.csv", "samples", "snapshots"]
+    written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert written == ["checkpoint.pt", "metrics.csv", "samples", "snapshots"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -324,9 +325,9 @@ def test_the_command_trains_the_papers_network(mnist_root, tmp_path, capsys):
     from ncsn_edu.refinenet import CondRefineNetDilated
 
     out = tmp_path / "run"
-    rc = ti.main(["--out", str(out), "--data-root", str(mnist_root), "--ngf", "4", "--batch-size", "8", "--n-iters", "2",
-                  "--ckpt-every", "2", "--test-batches", "1", "--sample-n", "2", "--sample-steps-each", "1",
-                  "--no-progress"])
+    rc = ti.main(["--out", str(out), "--data-root", str(mnist_root), "--ngf", "4", "--batch-size", "8",
+                  "--n-iters", "2", "--ckpt-every", "2", "--test-batches", "1", "--sample-n", "2",
+                  "--sample-steps-each", "1", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     model, sigmas, cfg = ti.load_checkpoint(out / "checkpoint.pt")
     assert isinstance(model, CondRefineNetDilated) and cfg["ngf"] == 4
