@@ -23,6 +23,7 @@ def side_mass(mixture: GaussianMixture) -> torch.Tensor:
     standard deviation ``s`` puts ``Phi(d / (2 s))`` of its mass on its own side, so side
     ``k`` holds ``w_k Phi(d/2s_k) + w_j Phi(-d/2s_j)``. This is what
     :func:`ncsn_edu.distributions.mode_fractions` measures on samples.
+    Belongs to chapter 7 (slow mixing).
     """
     if mixture.means.shape[0] != 2:
         raise ValueError("side_mass needs a mixture of exactly two components")
@@ -38,7 +39,8 @@ def equilibrium_side_fraction(mixture: GaussianMixture, sigmas, convention: str 
     :func:`ncsn_edu.distributions.annealed_score_fn`: ``"perturbed"`` (component
     standard deviations ``sqrt(s_k^2 + sigma^2)``) or ``"code"`` (standard deviation
     ``sigma`` itself). For the paper's toy and the code's convention this is
-    ``0.2 Phi(-5 sqrt2 / sigma) + 0.8 Phi(5 sqrt2 / sigma)``."""
+    ``0.2 Phi(-5 sqrt2 / sigma) + 0.8 Phi(5 sqrt2 / sigma)``.
+    Introduced in chapter 7 (slow mixing)."""
     out = []
     for s in torch.as_tensor(sigmas, dtype=torch.float64).flatten().tolist():
         if convention == "perturbed":

@@ -47,7 +47,8 @@ BF16_PEAK_TFLOPS = {
 
 
 def bf16_peak(device: torch.device, override=None):
-    """The device's dense bf16 peak in TFLOP/s (None where unknown or without bf16 cores)."""
+    """The device's dense bf16 peak in TFLOP/s (None where unknown or without bf16 cores).
+    Used by the capstone commands (chapter 12)."""
     if override:
         return float(override)
     if device.type != "cuda":
@@ -60,7 +61,8 @@ def bf16_peak(device: torch.device, override=None):
 
 
 class Mode:
-    """One way of running the network: precision, memory format, compilation."""
+    """One way of running the network: precision, memory format, compilation.
+    Used by the capstone commands (chapter 12)."""
 
     def __init__(self, name, amp: bool, channels_last: bool, compile: bool):
         self.name, self.amp, self.channels_last, self.compile = name, amp, channels_last, compile
@@ -93,7 +95,8 @@ def _model(factory, dataset, ngf, seed):
 
 def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=0, images=None, lr=1e-3,
                 time_from: int | None = None):
-    """Train ``n_steps`` steps; return (losses, seconds for the steps after ``time_from``)."""
+    """Train ``n_steps`` steps; return (losses, seconds for the steps after ``time_from``).
+    Used by the capstone commands (chapter 12)."""
     d = DATASET_DEFAULTS[dataset]
     shape = (batch, d["channels"], d["image_size"], d["image_size"])
     model, run = mode.setup(_model(factory, dataset, ngf, seed), device)
@@ -119,7 +122,8 @@ def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=
 
 def sampling_rate(mode: Mode, factory, dataset, ngf, batch, n_evals, warmup, device, seed=0):
     """Network evaluations per second in the sampler's setting (no grad, batch ``batch``);
-    returns images per second for the full 1,000-evaluation sampler."""
+    returns images per second for the full 1,000-evaluation sampler.
+    Used by the capstone commands (chapter 12)."""
     d = DATASET_DEFAULTS[dataset]
     model, run = mode.setup(_model(factory, dataset, ngf, seed).eval(), device)
     ac = mode.autocast(device)
@@ -144,7 +148,8 @@ def sampling_rate(mode: Mode, factory, dataset, ngf, batch, n_evals, warmup, dev
 def step_flops(factory, dataset, ngf, batch, device, count_batch: int = 2) -> float:
     """FLOPs of one training step (forward and backward) at batch ``batch``, counted by
     torch's flop counter on ``count_batch`` images and scaled (the count is linear in the
-    batch: every image goes through the same convolutions)."""
+    batch: every image goes through the same convolutions).
+    Used by the capstone commands (chapter 12)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     d = DATASET_DEFAULTS[dataset]
@@ -157,6 +162,7 @@ def step_flops(factory, dataset, ngf, batch, device, count_batch: int = 2) -> fl
 
 
 def run_benchmark(args, factory=None) -> dict:
+    """Used by the capstone commands (chapter 12)."""
     factory = factory or build_model
     device = resolve_device(args.device, 0)
     cuda = device.type == "cuda"
@@ -231,6 +237,7 @@ def run_benchmark(args, factory=None) -> dict:
 
 
 def build_parser():
+    """The command's argument parser. Used by the capstone commands (chapter 12)."""
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.benchmark",
                                 description=__doc__.split("\n\n")[0] + " The loss agreement uses synthetic images "
                                 "unless --data real.",
@@ -260,6 +267,7 @@ def build_parser():
 
 
 def main(argv=None, model_factory=None) -> int:
+    """The command line. Introduced in chapter 12 (the capstone)."""
     args = build_parser().parse_args(argv)
     for name in ("batch_size", "steps", "sample_batch", "sample_evals"):
         if getattr(args, name) <= 0:

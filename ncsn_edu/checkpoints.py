@@ -30,7 +30,8 @@ SNAPSHOT_KEYS = ("model", "step", "sigmas", "config")
 
 def atomic_save(obj, path) -> None:
     """Write ``obj`` with ``torch.save`` so that ``path`` is always either the old or the
-    new complete file: temporary file, flush and fsync, then rename."""
+    new complete file: temporary file, flush and fsync, then rename.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -49,14 +50,16 @@ def atomic_save(obj, path) -> None:
 
 
 def remove_stale_temporaries(folder) -> None:
-    """Delete the leftovers of saves that were killed midway."""
+    """Delete the leftovers of saves that were killed midway.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     for stale in Path(folder).glob(".*.tmp*"):
         stale.unlink()
 
 
 def read_checkpoint(path) -> dict:
     """``torch.load(path, weights_only=True)`` with a clear error for a missing or
-    unreadable file."""
+    unreadable file.
+    Introduced in chapter 12 (the capstone)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -80,6 +83,7 @@ def load_checkpoint(path, device="cpu", model_factory=None):
     ``config`` its settings (a dict). ``model_factory(dataset, ngf, n_sigmas)`` builds the
     network (default: :func:`ncsn_edu.presets.build_model`); for images of another shape
     than the data set's own it also gets ``channels=`` and ``image_size=``.
+    Introduced in chapter 10 (NCSN on MNIST).
     """
     state = read_checkpoint(path)
     cfg = state["config"]
@@ -93,7 +97,8 @@ def load_checkpoint(path, device="cpu", model_factory=None):
 def comparable_source(source: str | None) -> str | None:
     """What a data source says was read, without where it lies or whether a decoded cache
     was hit: absolute paths become ``<path>`` and a trailing ``decoded cache`` note is
-    dropped, so a resume may find the same files moved or freshly cached."""
+    dropped, so a resume may find the same files moved or freshly cached.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     if source is None:
         return None
     source = re.sub(r"\s*;?\s*decoded cache .*$", "", source)
@@ -104,7 +109,8 @@ def check_resume(recorded: dict, settings: dict, path) -> None:
     """Raise ``ValueError`` if the settings a checkpoint recorded and this run's
     ``settings`` differ in what fixes the model or a step (:data:`MODEL_KEYS`), or in what
     the data fixed (:data:`DATA_KEYS`, where the checkpoint recorded it; the data source
-    compared by :func:`comparable_source`)."""
+    compared by :func:`comparable_source`).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     keys = MODEL_KEYS + tuple(k for k in DATA_KEYS if k in recorded)
 
     def same(k):
@@ -126,7 +132,8 @@ def check_resume(recorded: dict, settings: dict, path) -> None:
 # ----------------------------------------------------------------------------- training state
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DistributedDataParallel and ``torch.compile`` wrappers."""
+    """The plain module inside DistributedDataParallel and ``torch.compile`` wrappers.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     while True:
         if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
@@ -139,7 +146,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def restore(state: dict, saved: dict, lr: float, betas: tuple, device: torch.device) -> None:
     """Put a checkpoint's model, optimiser, step and random state into the training
     ``state`` (``{model, optimizer, step}``); ``lr`` and ``betas`` (the command line's)
-    replace the saved optimiser settings."""
+    replace the saved optimiser settings.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     unwrap(state["model"]).load_state_dict(saved["model"])
     state["optimizer"].load_state_dict(saved["optimizer"])
     for group in state["optimizer"].param_groups:
@@ -152,7 +160,8 @@ def restore(state: dict, saved: dict, lr: float, betas: tuple, device: torch.dev
 
 def save(state: dict, sigmas: torch.Tensor, settings: dict, out, device: torch.device, snapshot: bool) -> None:
     """Write ``out/checkpoint.pt`` from the training ``state`` (and, with ``snapshot``,
-    the model alone as ``out/snapshots/model_<step>.pt``)."""
+    the model alone as ``out/snapshots/model_<step>.pt``).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     out = Path(out)
     payload = {
         "model": unwrap(state["model"]).state_dict(),

@@ -21,6 +21,7 @@ def langevin_stationary_variance(step_size, variance=1.0):
     ``V = eps / (1 - (1 - eps/(2v))^2) = v / (1 - eps / (4 v))``: larger than ``v`` for every
     ``eps > 0`` (for ``v = 1`` and ``eps = 1`` it is 4/3). The chain diverges for
     ``eps >= 4 v``. Works elementwise on tensors.
+    Introduced in chapter 1 (scores and Langevin dynamics).
     """
     eps = torch.as_tensor(step_size, dtype=torch.float64)
     v = torch.as_tensor(variance, dtype=torch.float64)
@@ -56,6 +57,7 @@ def vr_variance_gain(score, jacobian) -> torch.Tensor:
     for instance near a mode, where the score is small and the Jacobian negative definite.
     ``score``: ``(N, D)`` or ``(D,)``; ``jacobian``: ``(N, D, D)`` or one ``(D, D)`` for all.
     Returns shape ``(N,)``.
+    Belongs to chapter 3 (sliced score matching).
     """
     s, J = _batch(score, jacobian)
     sq = (s**2).sum(1)
@@ -69,6 +71,7 @@ def sliced_estimator_variances(score, jacobian):
 
     ``Var(v^T J v) = 2 tr(S^2)`` with ``S = (J + J^T) / 2`` (only the symmetric part enters a
     quadratic form); ``plain = vr + vr_variance_gain``. Shapes as in :func:`vr_variance_gain`.
+    Introduced in chapter 3 (sliced score matching).
     """
     s, J = _batch(score, jacobian)
     sym = 0.5 * (J + J.transpose(1, 2))

@@ -11,7 +11,8 @@ import torch
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` is CUDA when there is one (GPU ``local_rank``) and the CPU otherwise;
-    ``cuda`` without an index is GPU ``local_rank``."""
+    ``cuda`` without an index is GPU ``local_rank``.
+    Used by the capstone commands (chapter 12)."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -22,13 +23,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def auto_on(option: str, device: torch.device) -> bool:
     """Whether a speed option (``auto``, ``on``/``bf16``, ``off``) is on: ``auto`` means on
-    for CUDA and off for the CPU."""
+    for CUDA and off for the CPU.
+    Used by the capstone commands (chapter 12)."""
     return option in ("on", "bf16") or (option == "auto" and device.type == "cuda")
 
 
 @dataclass(frozen=True)
 class Processes:
-    """This process's place in a (possibly one-process) run."""
+    """This process's place in a (possibly one-process) run.
+    Used by the capstone commands (chapter 12)."""
 
     world: int
     rank: int
@@ -51,7 +54,8 @@ class Processes:
 
 def start_processes(device: str, global_batch: int) -> Processes:
     """Read ``torchrun``'s variables (one process when they are absent), pick the device
-    and join the process group (NCCL on CUDA, Gloo on the CPU)."""
+    and join the process group (NCCL on CUDA, Gloo on the CPU).
+    Used by the capstone commands (chapter 12)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

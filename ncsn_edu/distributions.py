@@ -19,6 +19,7 @@ class GaussianMixture:
     means: ``(K, D)`` component means.
     stds: ``(K,)`` component standard deviations (a float is used for all components).
     weights: ``(K,)`` mixing weights; normalised to sum to one.
+    Introduced in chapter 1 (scores and Langevin dynamics).
     """
 
     def __init__(self, means, stds=1.0, weights=None, dtype=torch.float32):
@@ -103,6 +104,7 @@ def nearest_component(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor
 
     Used to count how many samples landed in each mode; for the paper's toy mixture,
     index 1 is the mode at ``(5, 5)``.
+    Introduced in chapter 1 (scores and Langevin dynamics).
     """
     d = ((x.to(mixture.means.dtype)[:, None, :] - mixture.means[None]) ** 2).sum(-1)
     return d.argmin(1)
@@ -110,7 +112,8 @@ def nearest_component(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor
 
 def mode_fractions(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
     """The fraction of the points ``x`` nearest to each component mean, shape ``(K,)``
-    (compare with ``mixture.weights``)."""
+    (compare with ``mixture.weights``).
+    Introduced in chapter 7 (slow mixing)."""
     k = mixture.means.shape[0]
     return torch.bincount(nearest_component(mixture, x), minlength=k).to(mixture.means.dtype) / x.shape[0]
 
@@ -127,6 +130,7 @@ def annealed_score_fn(mixture: GaussianMixture, sigmas, convention: str = "pertu
       trained with denoising score matching at level ``sigma_i`` would learn.
     * ``convention="code"``: the official code's toy experiment, which replaces each
       component's standard deviation by ``sigma_i`` (same means and weights).
+    Introduced in chapter 7 (slow mixing).
     """
     sigmas = [float(s) for s in torch.as_tensor(sigmas).flatten().tolist()]
     if convention == "perturbed":

@@ -35,6 +35,7 @@ class GaussianScoreModel(nn.Module):
     ``P = L L^T``; the diagonal of ``L`` is stored as its logarithm so that ``P`` stays
     positive definite during any unconstrained optimisation. Starts at ``N(0, I)``
     unless ``mean`` and ``precision`` are given.
+    Introduced in chapter 2 (score matching).
     """
 
     def __init__(self, dim: int, mean=None, precision=None, dtype=torch.float32):
@@ -84,6 +85,7 @@ class LinearScore(nn.Module):
 
     Its Jacobian is ``A`` at every point, so the exact score-matching objective is
     ``tr(A) + 1/2 mean ||A x + b||^2``: see :meth:`exact_objective`.
+    Introduced in chapter 3 (sliced score matching).
     """
 
     def __init__(self, A, b):
@@ -106,7 +108,8 @@ class LinearScore(nn.Module):
 
 def gaussian_ml_estimate(x: torch.Tensor):
     """Maximum likelihood for ``N(mu, Sigma)``: the sample mean and the inverse of the
-    ``1/N`` (biased) sample covariance. Returns ``(mean, precision)``."""
+    ``1/N`` (biased) sample covariance. Returns ``(mean, precision)``.
+    Introduced in chapter 2 (score matching)."""
     _check_points(x)
     if x.shape[0] <= x.shape[1]:
         raise ValueError("need more samples than dimensions for an invertible covariance")
@@ -127,6 +130,7 @@ def fit_score_matching(model: nn.Module, x: torch.Tensor, max_iter: int = 200, t
     gradients through ``P = L L^T`` vanish there). Suited to models with few parameters,
     like :class:`GaussianScoreModel`; use float64 for tight agreement with the
     closed-form answer.
+    Introduced in chapter 2 (score matching).
     """
     from .losses import score_matching_loss
 

@@ -20,7 +20,8 @@ from . import seeding
 @dataclass
 class ImageSet:
     """One split of a data set: ``images`` (``uint8``, ``(N, C, H, W)``), ``labels``, and
-    ``source`` (what was read, e.g. the original CIFAR-10 or its JPEG copy)."""
+    ``source`` (what was read, e.g. the original CIFAR-10 or its JPEG copy).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -62,7 +63,8 @@ def _as_uint8(ds) -> tuple[torch.Tensor, torch.Tensor]:
 
 def read_image_set(dataset: str, train: bool, root=None, image_size=None, crop=None) -> ImageSet:
     """A split of ``dataset`` (``mnist``, ``fashion_mnist``, ``cifar10`` or ``folder``)
-    through :func:`ncsn_edu.data.image_dataset`, as an :class:`ImageSet`."""
+    through :func:`ncsn_edu.data.image_dataset`, as an :class:`ImageSet`.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     from .data import image_dataset
 
     if root is not None and not Path(root).is_dir():
@@ -78,7 +80,8 @@ def read_image_set(dataset: str, train: bool, root=None, image_size=None, crop=N
 
 
 def load_images(dataset: str, train: bool, root=None, image_size=None, crop=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole split as ``uint8`` images ``(N, C, H, W)`` and labels."""
+    """The whole split as ``uint8`` images ``(N, C, H, W)`` and labels.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     s = read_image_set(dataset, train, root, image_size, crop)
     return s.images, s.labels
 
@@ -89,6 +92,7 @@ class StepBatches:
     Each epoch visits the training images in a fresh random order (the last incomplete
     batch is dropped); flips and uniform dequantisation are drawn from a generator seeded
     by ``(seed, k)``. ``batch(k, rank, world)`` returns rank's share of the global batch.
+    Used by the training command (chapter 10, NCSN on MNIST).
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, flip: bool, dequantize: bool):
@@ -128,7 +132,8 @@ class StepBatches:
 
 def held_out_batch(images: torch.Tensor, b: int, batch_size: int, seed: int, dequantize: bool) -> torch.Tensor:
     """Held-out batch ``b`` (drawn with replacement), dequantised as the training batches
-    are (the official code does the same to its test batches)."""
+    are (the official code does the same to its test batches).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     g = seeding.generator(seed, seeding.TEST_IMAGES, b)
     idx = torch.randint(0, len(images), (batch_size,), generator=g)
     x = images[idx].float()

@@ -25,7 +25,8 @@ from .sampling import step_coefficients
 
 def left_half_mask(shape) -> torch.Tensor:
     """Mask of shape ``shape`` (``(..., H, W)``) that keeps the left half of the columns
-    (1 = known) and generates the right half (0), as in the official demo."""
+    (1 = known) and generates the right half (0), as in the official demo.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     shape = tuple(shape)
     if len(shape) < 2:
         raise ValueError("the mask needs at least two dimensions (rows and columns)")
@@ -65,6 +66,7 @@ def annealed_langevin_inpainting(
     ``states`` holds the start and every ``keep_every``-th state, each of that shape.
     The known entries of the result are the last level's ``y = x + sigma_L z``, exactly
     as the algorithm leaves them.
+    Introduced in chapter 11 (MNIST inpainting and sample quality).
     """
     if convention not in ("paper", "code"):
         raise ValueError("convention must be 'paper' or 'code'")

@@ -57,6 +57,7 @@ def score_matching_loss(score_fn, x: torch.Tensor, reduction: str = "mean") -> t
     The trace of the Jacobian costs one backward pass per data dimension, which is why
     this objective does not scale to images. ``x`` has shape ``(N, D)`` (or ``(N, ...)``,
     with ``D`` the number of features per sample).
+    Introduced in chapter 2 (score matching).
     """
     _check_batch(x)
     with torch.enable_grad():
@@ -76,6 +77,7 @@ def sample_projections(n: int, dim: int, kind: str = "gaussian", generator=None,
 
     ``kind``: ``"gaussian"`` (standard normal), ``"rademacher"`` (entries +-1) or
     ``"sphere"`` (uniform on the sphere of radius ``sqrt(dim)``).
+    Introduced in chapter 3 (sliced score matching).
     """
     if kind not in ("gaussian", "rademacher", "sphere"):
         raise ValueError(f"unknown projection kind {kind!r}: use 'gaussian', 'rademacher' or 'sphere'")
@@ -106,6 +108,7 @@ def sliced_score_matching_loss(
     ``v``, ``1/2 ||s||^2`` (exact since ``E[v v^T] = I``). ``x`` may have any shape
     ``(N, ...)``; projections act on the flattened features. One backward pass is needed
     whatever the dimension. Returns the mean over samples and projections.
+    Introduced in chapter 3 (sliced score matching).
     """
     _check_batch(x)
     if int(n_projections) != n_projections or n_projections < 1:
@@ -136,6 +139,7 @@ def dsm_loss(
 
     ``1/2 || s(x + sigma z) + z / sigma ||^2`` summed over features and averaged over the
     batch. Its minimiser is the score of the data convolved with ``N(0, sigma^2 I)``.
+    Introduced in chapter 4 (denoising score matching).
     """
     _check_batch(x)
     if not bool((torch.as_tensor(sigma) > 0).all()):  # a float, or a tensor broadcastable to x
@@ -160,6 +164,7 @@ def anneal_dsm_loss(
     ``x~ = x + sigma_i z`` and the network ``score_fn(x~, labels)`` is regressed on
     ``-(x~ - x) / sigma_i^2``. The per-sample loss is half the squared error summed over
     features, weighted by ``lambda(sigma_i) = sigma_i^2``; the batch mean is returned.
+    Introduced in chapter 4 (denoising score matching).
     """
     _check_batch(x)
     sigmas = torch.as_tensor(sigmas, device=x.device, dtype=x.dtype).flatten()

@@ -45,6 +45,7 @@ def train_toy_ssm(
     Returns a dict with ``model`` (the trained network), ``losses`` (one per step) and
     ``snapshots`` (``{step: state_dict}`` at the ``snapshot_steps`` that are reached and
     at the last step).
+    Introduced in chapter 6 (low-density scores).
     """
     mixture = mixture or GaussianMixture.paper_toy()
     g = torch.Generator().manual_seed(seed)
@@ -82,6 +83,7 @@ def train_toy_dsm(
     Fisher divergence to the *perturbed* density ``q_sigma`` (``mixture.perturbed(sigma)``),
     so the network learns ``grad log q_sigma``, not ``grad log p``. ``seed`` seeds the
     weights (without touching the global random state), the data and the noise.
+    Introduced in chapter 6 (low-density scores).
     """
     mixture = mixture or GaussianMixture.paper_toy()
     if sigma <= 0:
@@ -104,6 +106,7 @@ def score_error_stats(score_fn, mixture: GaussianMixture | None = None, lim: flo
     ``p >= low_fraction * max p``), ``weighted_error`` (mean error weighted by ``p``, the
     error where the data are), ``high_density_error`` and ``low_density_error`` (plain
     means over the two regions) and ``ratio`` = low-density error / weighted error.
+    Introduced in chapter 6 (low-density scores).
     """
     mixture = mixture or GaussianMixture.paper_toy()
     if not 0 < low_fraction < 1:
@@ -128,7 +131,8 @@ def score_error_stats(score_fn, mixture: GaussianMixture | None = None, lim: flo
 
 def load_result(path) -> dict:
     """Read a file written by this module's command: returns the dict saved by
-    :func:`main` with ``model`` rebuilt from the final weights."""
+    :func:`main` with ``model`` rebuilt from the final weights.
+    Introduced in chapter 6 (low-density scores)."""
     result = torch.load(path, map_location="cpu", weights_only=True)
     model = ScoreMLP()
     model.load_state_dict(result["snapshots"][max(result["snapshots"])])
@@ -137,7 +141,8 @@ def load_result(path) -> dict:
 
 
 def model_at(result: dict, step: int) -> ScoreMLP:
-    """The network as it was at training step ``step`` (a key of ``result["snapshots"]``)."""
+    """The network as it was at training step ``step`` (a key of ``result["snapshots"]``).
+    Introduced in chapter 6 (low-density scores)."""
     if step not in result["snapshots"]:
         raise KeyError(f"no snapshot at step {step}; have {sorted(result['snapshots'])}")
     model = ScoreMLP()
@@ -146,6 +151,7 @@ def model_at(result: dict, step: int) -> ScoreMLP:
 
 
 def main(argv=None) -> dict:
+    """The command line. Introduced in chapter 6 (low-density scores)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m ncsn_edu.low_density_experiment")
     p.add_argument("--n-steps", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=128)

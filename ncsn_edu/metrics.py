@@ -30,7 +30,8 @@ def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
 
 def frechet_distance_from_moments(mu1, cov1, mu2, cov2) -> float:
     """``||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^{1/2} C2 C1^{1/2})^{1/2})``, the squared
-    2-Wasserstein distance between ``N(mu1, C1)`` and ``N(mu2, C2)``."""
+    2-Wasserstein distance between ``N(mu1, C1)`` and ``N(mu2, C2)``.
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
     s1 = _sqrtm_psd(cov1)
@@ -41,7 +42,8 @@ def frechet_distance_from_moments(mu1, cov1, mu2, cov2) -> float:
 def frechet_distance(features_a, features_b) -> float:
     """Frechet distance between Gaussians fitted (mean, unbiased covariance) to two
     feature sets of shapes ``(N_a, D)`` and ``(N_b, D)``. Like FID it is biased upwards
-    for small N; compare only numbers computed with the same N."""
+    for small N; compare only numbers computed with the same N.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     a, b = _as_2d(features_a), _as_2d(features_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
@@ -50,7 +52,8 @@ def frechet_distance(features_a, features_b) -> float:
 
 def class_histogram(predictions, num_classes: int = 10) -> np.ndarray:
     """Fraction of ``predictions`` (class indices, or ``(N, K)`` probabilities/logits
-    whose argmax is taken) falling in each class."""
+    whose argmax is taken) falling in each class.
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     p = torch.as_tensor(predictions)
     if p.dim() == 2:
         p = p.argmax(1)
@@ -60,7 +63,8 @@ def class_histogram(predictions, num_classes: int = 10) -> np.ndarray:
 
 
 def mean_confidence(probs) -> float:
-    """Mean over samples of the largest class probability."""
+    """Mean over samples of the largest class probability.
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     p = torch.as_tensor(probs)
     if p.dim() != 2:
         raise ValueError("probs must be (N, K)")
@@ -70,7 +74,8 @@ def mean_confidence(probs) -> float:
 @torch.no_grad()
 def classifier_outputs(classifier, images: torch.Tensor, batch_size: int = 500):
     """``(probabilities, features)`` of ``classifier`` (with ``features(x)`` and a
-    ``head``-style forward) on ``images``."""
+    ``head``-style forward) on ``images``.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     classifier.eval()
     probs, feats = [], []
     for i in range(0, len(images), batch_size):
@@ -83,7 +88,8 @@ def classifier_outputs(classifier, images: torch.Tensor, batch_size: int = 500):
 
 def classifier_report(classifier, images: torch.Tensor, reference_features=None) -> dict:
     """Class histogram, mean confidence and (with ``reference_features``) the Frechet
-    distance of ``images`` to the reference, in one dict."""
+    distance of ``images`` to the reference, in one dict.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     probs, feats = classifier_outputs(classifier, images)
     hist = class_histogram(probs)
     out = {"histogram": hist, "confidence": mean_confidence(probs), "classes_present": int((hist > 0).sum()),
@@ -97,7 +103,8 @@ def classifier_report(classifier, images: torch.Tensor, reference_features=None)
 def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, k: int = 1, chunk: int = 4096):
     """The ``k`` nearest ``reference`` images of each query in pixel space (Euclidean).
 
-    Returns ``(distances, indices)``, both ``(N_queries, k)``, nearest first."""
+    Returns ``(distances, indices)``, both ``(N_queries, k)``, nearest first.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     if queries.shape[1:] != reference.shape[1:]:
         raise ValueError(f"queries {tuple(queries.shape[1:])} and reference {tuple(reference.shape[1:])} differ")
     if not 1 <= k <= len(reference):
@@ -118,7 +125,8 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, k: int = 
 
 def shuffle_pixels(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image with its pixels randomly permuted (same pixel values, no structure):
-    the control that a quality number must tell apart from real images."""
+    the control that a quality number must tell apart from real images.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     flat = images.flatten(1)
     idx = torch.argsort(torch.rand(flat.shape, generator=generator), dim=1)
     return flat.gather(1, idx).view_as(images)
@@ -132,6 +140,7 @@ def frechet_between_disjoint_subsets(features, n: int, repeats: int = 1, generat
     is the small-sample bias of the Frechet distance at size ``n`` (for ``N(0, I_d)``
     features the mean term alone contributes ``2 d / n``). Compare a generator's Frechet
     distance at size ``n`` with these numbers, not with 0.
+    Introduced in chapter 11 (MNIST inpainting and sample quality).
     """
     f = _as_2d(features)
     if not 2 <= n <= len(f) // 2:

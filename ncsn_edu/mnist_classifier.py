@@ -26,7 +26,8 @@ FEATURES = 64
 
 class MnistClassifier(nn.Module):
     """conv5x5(16) -> pool -> conv5x5(32) -> pool -> 64 features -> 10 logits (ReLU).
-    Input: images ``(N, 1, 28, 28)`` in ``[0, 1]``."""
+    Input: images ``(N, 1, 28, 28)`` in ``[0, 1]``.
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
 
     def __init__(self):
         super().__init__()
@@ -56,7 +57,8 @@ def _tensors(train: bool, root=None):
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
-    """Fraction of ``images`` classified as ``labels``."""
+    """Fraction of ``images`` classified as ``labels``.
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     model.eval()
     correct = sum((model(images[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).sum().item()
                   for i in range(0, len(images), batch_size))
@@ -66,7 +68,8 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 def train_classifier(epochs: int = 2, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                      root=None, progress: bool = True) -> tuple[MnistClassifier, dict]:
     """Train on the 60,000 training digits with Adam; return the model and a summary
-    (test accuracy on the 10,000 test digits, settings, wall time)."""
+    (test accuracy on the 10,000 test digits, settings, wall time).
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError("epochs and batch_size must be at least 1 and lr positive")
     g = torch.Generator().manual_seed(seed)
@@ -97,12 +100,14 @@ def train_classifier(epochs: int = 2, batch_size: int = 128, lr: float = 1e-3, s
 
 
 def save_classifier(model: MnistClassifier, summary: dict, path) -> None:
+    """Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     torch.save({"model": model.state_dict(), "summary": summary}, path)
 
 
 def load_classifier(path=None) -> tuple[MnistClassifier, dict]:
     """The classifier committed as ``data/mnist_classifier.pt`` (or ``path``), in eval
-    mode, with its training summary (test accuracy, settings)."""
+    mode, with its training summary (test accuracy, settings).
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     from .resources import resource_path
 
     state = torch.load(path or resource_path("mnist_classifier.pt"), map_location="cpu", weights_only=True)
@@ -112,6 +117,7 @@ def load_classifier(path=None) -> tuple[MnistClassifier, dict]:
 
 
 def main(argv=None) -> dict:
+    """The command line. Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.mnist_classifier", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="data/mnist_classifier.pt")
     p.add_argument("--epochs", type=int, default=2)

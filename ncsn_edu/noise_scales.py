@@ -22,7 +22,8 @@ def _phi(x: float) -> float:
 def noise_norm_moments(sigma: float, dim: int) -> tuple[float, float]:
     """Exact mean and standard deviation of ``||sigma z||`` for ``z ~ N(0, I_dim)``
     (the chi distribution with ``dim`` degrees of freedom, scaled by ``sigma``).
-    For large ``dim`` they are about ``sigma sqrt(dim)`` and ``sigma / sqrt(2)``."""
+    For large ``dim`` they are about ``sigma sqrt(dim)`` and ``sigma / sqrt(2)``.
+    Introduced in chapter 8 (noise-conditional networks)."""
     if sigma <= 0 or int(dim) != dim or dim < 1:
         raise ValueError("sigma must be positive and dim a positive integer")
     mean = math.sqrt(2) * math.exp(math.lgamma((dim + 1) / 2) - math.lgamma(dim / 2))
@@ -39,6 +40,7 @@ def shell_overlap(ratio: float, dim: int) -> float:
     smaller level, ``sigma_i z``, has a length within three of the larger level's
     standard deviations (``3 sigma_{i-1} / sqrt(2)``) of the larger level's typical
     length ``sigma_{i-1} sqrt(D)``. Their technique 2 asks for about 0.5.
+    Introduced in chapter 8 (noise-conditional networks).
     """
     if ratio < 1 or int(dim) != dim or dim < 1:
         raise ValueError("ratio must be at least 1 and dim a positive integer")
@@ -52,6 +54,7 @@ def ratio_for_shell_overlap(dim: int, target: float = 0.5) -> float:
 
     Returns ``math.inf`` when no ratio brings the criterion down to ``target`` (in very
     few dimensions, where its normal approximation is rough, it never falls that low).
+    Introduced in chapter 8 (noise-conditional networks).
     """
     if not 0 < target < shell_overlap(1.0, dim):
         raise ValueError(f"target must lie in (0, {shell_overlap(1.0, dim):.4f})")

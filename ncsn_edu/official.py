@@ -116,7 +116,8 @@ def _rename(name: str, rules, rcu) -> str:
 
 
 def official_name(ours: str) -> str:
-    """The official name (without ``module.``) of our state-dict key ``ours``."""
+    """The official name (without ``module.``) of our state-dict key ``ours``.
+    Used by the capstone commands (chapter 12)."""
     try:
         return _rename(ours, _OURS_TO_OFFICIAL, _rcu_to_official)
     except KeyError:
@@ -124,7 +125,8 @@ def official_name(ours: str) -> str:
 
 
 def our_name(official: str) -> str:
-    """Our state-dict key for the official key ``official`` (with or without ``module.``)."""
+    """Our state-dict key for the official key ``official`` (with or without ``module.``).
+    Used by the capstone commands (chapter 12)."""
     key = official[len(PREFIX):] if official.startswith(PREFIX) else official
     try:
         return _rename(key, _OFFICIAL_TO_OURS, _rcu_to_ours)
@@ -133,18 +135,21 @@ def our_name(official: str) -> str:
 
 
 def to_official_state_dict(state: dict, prefix: str = PREFIX) -> dict:
-    """Our state dict renamed to the official names (with the DataParallel ``prefix``)."""
+    """Our state dict renamed to the official names (with the DataParallel ``prefix``).
+    Used by the capstone commands (chapter 12)."""
     return {prefix + official_name(k): v for k, v in state.items()}
 
 
 def from_official_state_dict(state: dict) -> dict:
-    """An official state dict (with or without ``module.``) renamed to our names."""
+    """An official state dict (with or without ``module.``) renamed to our names.
+    Used by the capstone commands (chapter 12)."""
     return {our_name(k): v for k, v in state.items()}
 
 
 def official_checkpoint(model: CondRefineNetDilated, optimizer_state: dict | None = None) -> list:
     """``model`` in the official checkpoint layout ``[state_dict, optimizer state_dict]``
-    (the layout :func:`load_official_checkpoint` reads; used by the tests)."""
+    (the layout :func:`load_official_checkpoint` reads; used by the tests).
+    Used by the capstone commands (chapter 12)."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return [to_official_state_dict(state), {} if optimizer_state is None else optimizer_state]
 
@@ -153,7 +158,8 @@ def official_checkpoint(model: CondRefineNetDilated, optimizer_state: dict | Non
 
 def is_official_layout(obj) -> bool:
     """Whether ``obj`` (what ``torch.load`` returned) looks like an official checkpoint:
-    a list whose first item is a state dict with the official network's first conv."""
+    a list whose first item is a state dict with the official network's first conv.
+    Used by the capstone commands (chapter 12)."""
     return (isinstance(obj, (list, tuple)) and len(obj) >= 1 and isinstance(obj[0], dict)
             and any(k in obj[0] for k in (PREFIX + "begin_conv.weight", "begin_conv.weight"))
             and any(k in obj[0] for k in (PREFIX + "normalizer.embed.weight", "normalizer.embed.weight")))
@@ -161,7 +167,8 @@ def is_official_layout(obj) -> bool:
 
 def read_official_state(path) -> dict:
     """The model state (official names, ``module.`` removed) of the official checkpoint
-    at ``path``; the optimizer state is dropped. Clear errors for anything else."""
+    at ``path``; the optimizer state is dropped. Clear errors for anything else.
+    Used by the capstone commands (chapter 12)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -184,7 +191,8 @@ def read_official_state(path) -> dict:
 
 def official_hint(path) -> str | None:
     """For a file in the official layout, a message saying so and how to read it (what
-    the sampler says when such a file is given as one of our checkpoints); else None."""
+    the sampler says when such a file is given as one of our checkpoints); else None.
+    Used by the capstone commands (chapter 12)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
@@ -200,7 +208,8 @@ def official_hint(path) -> str | None:
 
 def network_shape(state: dict) -> dict:
     """``channels``, ``ngf`` and ``num_classes`` of the network whose official state
-    (names without ``module.``) is ``state``, read from the first conv and the last norm."""
+    (names without ``module.``) is ``state``, read from the first conv and the last norm.
+    Used by the capstone commands (chapter 12)."""
     w = state["begin_conv.weight"]  # (ngf, channels, 3, 3)
     e = state["normalizer.embed.weight"]  # (num_classes, 3 * ngf)
     return dict(channels=int(w.shape[1]), ngf=int(w.shape[0]), num_classes=int(e.shape[0]))
@@ -224,6 +233,7 @@ def load_official_checkpoint(path, dataset: str, ngf: int | None = None, device=
     64 for MNIST and 128 otherwise); a file of another width or channel count is refused
     with what it holds. ``sigmas`` fall geometrically from ``sigma_begin`` to
     ``sigma_end`` (default: the paper's 1 and 0.01), one per noise level of the network.
+    Introduced in chapter 12 (the capstone).
     """
     if dataset not in OFFICIAL_SETTINGS:
         raise ValueError(f"unknown data set {dataset!r} for an official checkpoint; "

@@ -45,6 +45,7 @@ def stationary_spread_factor(eps_code: float, sigma_last: float) -> float:
     ``sigma_i^2 / (1 - a/(2 sigma_i^2))``. With ``a_i = eps_code sigma_i^2/sigma_L^2`` the
     ratio ``a_i/sigma_i^2 = eps_code/sigma_L^2`` is the same at every level, so the
     standard deviation is inflated by the same factor everywhere: this returns it.
+    Introduced in chapter 10 (NCSN on MNIST).
     """
     r = eps_code / sigma_last**2
     if not 0 < r < 2:
@@ -57,7 +58,8 @@ def record_fig4(model, sigmas, n_chains: int = 8, eps_code: float = 2e-5, n_step
     """Figure 4: ``n_chains`` chains of Algorithm 1 (official step convention) from uniform
     noise. The start is ``torch.rand`` of a generator seeded ``seed`` (the same start as
     chapter 10's shortened live chain), and the chain continues with that generator.
-    Keeps the start and the state at the end of every level, unclamped, as float16."""
+    Keeps the start and the state at the end of every level, unclamped, as float16.
+    Belongs to chapter 10 (NCSN on MNIST)."""
     g = torch.Generator().manual_seed(seed)
     x0 = torch.rand(n_chains, 1, 28, 28, generator=g)
     t0 = time.perf_counter()
@@ -70,7 +72,8 @@ def record_fig6(model, sigmas, test_images: torch.Tensor, completions: int = 2, 
                 n_steps_each: int = 100, seed: int = 0, progress: bool = False) -> dict:
     """Figure 6: Algorithm 2 with the same chain, left half of ``test_images`` kept
     (``(N, 1, 28, 28)`` in [0, 1]), ``completions`` completions each, generator seeded
-    ``seed``. Keeps the unclamped result as float16."""
+    ``seed``. Keeps the unclamped result as float16.
+    Belongs to chapter 11 (MNIST inpainting and sample quality)."""
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     done = annealed_langevin_inpainting(model, test_images, left_half_mask((1, 28, 28)), sigmas, eps_code,
@@ -80,7 +83,8 @@ def record_fig6(model, sigmas, test_images: torch.Tensor, completions: int = 2, 
 
 
 def load_chains(path) -> dict:
-    """The dict written by :func:`main` (float16 tensors turned back to float32)."""
+    """The dict written by :func:`main` (float16 tensors turned back to float32).
+    Introduced in chapter 10 (NCSN on MNIST)."""
     d = torch.load(path, map_location="cpu", weights_only=True)
     for k in ("states", "completions"):
         if k in d:
@@ -89,6 +93,7 @@ def load_chains(path) -> dict:
 
 
 def main(argv=None) -> int:
+    """The command line. Introduced in chapter 10 (NCSN on MNIST)."""
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.paper_chains", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="an MNIST checkpoint of ncsn_edu.train_images")
     p.add_argument("figure", choices=["fig4", "fig6"], help="fig4: sampling chains; fig6: inpainting")

@@ -48,6 +48,7 @@ class TrainConfig:
     """Every setting of a training run (the command-line options, one to one).
 
     ``cfg.replace(**changes)`` is a copy with some settings changed.
+    Used by the training command (chapter 10, NCSN on MNIST).
     """
 
     dataset: str = "mnist"
@@ -101,7 +102,8 @@ class TrainConfig:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Raise ``ValueError`` with a clear message for settings that cannot work."""
+    """Raise ``ValueError`` with a clear message for settings that cannot work.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     if cfg.dataset not in DATASETS:
         raise ValueError(f"unknown data set {cfg.dataset!r}; choose one of {', '.join(DATASETS)}")
     if cfg.dataset == "folder" and cfg.data_root is None:
@@ -135,7 +137,8 @@ def validate(cfg: TrainConfig) -> None:
 def build_model(dataset: str, ngf: int, n_sigmas: int, channels: int | None = None,
                 image_size: int | None = None) -> torch.nn.Module:
     """The paper's CondRefineNetDilated for ``dataset`` (``channels`` and ``image_size``
-    default to the data set's; a folder data set gives them)."""
+    default to the data set's; a folder data set gives them).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     from .refinenet import CondRefineNetDilated
 
     d = DATASET_DEFAULTS.get(dataset, {})
@@ -147,7 +150,8 @@ def shape_kwargs(dataset: str, channels: int | None, image_size: int | None) -> 
     """The keyword arguments a model factory ``factory(dataset, ngf, n_sigmas, **kw)``
     needs for images of this shape: none when it is the data set's own shape (so a
     factory of three arguments serves MNIST and CIFAR-10), else ``channels`` and
-    ``image_size``."""
+    ``image_size``.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     d = DATASET_DEFAULTS.get(dataset)
     if d is not None and channels in (None, d["channels"]) and image_size in (None, d["image_size"]):
         return {}
@@ -156,7 +160,8 @@ def shape_kwargs(dataset: str, channels: int | None, image_size: int | None) -> 
 
 def image_shape(config: dict) -> tuple[int, int, int]:
     """``(C, H, W)`` of a run's images from its stored settings (a checkpoint's
-    ``config``); checkpoints older than the recorded shape use the data set's."""
+    ``config``); checkpoints older than the recorded shape use the data set's.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     d = DATASET_DEFAULTS.get(config["dataset"], {})
     c = config.get("channels") or d["channels"]
     s = config.get("image_size") or d["image_size"]
@@ -182,6 +187,7 @@ SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST"}
 
 def settings_differ(recorded: dict, cfg: TrainConfig | dict, keys=MODEL_KEYS) -> dict:
     """``{key: (recorded value, cfg's value)}`` for the ``keys`` on which a run's
-    recorded settings and ``cfg`` disagree (``cfg`` resolved first)."""
+    recorded settings and ``cfg`` disagree (``cfg`` resolved first).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     now = asdict(cfg.resolved()) if isinstance(cfg, TrainConfig) else cfg
     return {k: (recorded.get(k), now.get(k)) for k in keys if recorded.get(k) != now.get(k)}

@@ -13,5 +13,6 @@ from .sliders import static_mode
 
 
 def progress_bar(iterable=None, enabled: bool = True, **kwargs):
-    """``tqdm(iterable, **kwargs)``, disabled when ``enabled`` is false or in static mode."""
+    """``tqdm(iterable, **kwargs)``, disabled when ``enabled`` is false or in static mode.
+    Used by the package's loops from chapter 2 (score matching) on."""
     return tqdm(iterable, disable=(not enabled) or static_mode(), **kwargs)

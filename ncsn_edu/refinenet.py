@@ -44,6 +44,7 @@ class CondInstanceNormPlus(nn.Module):
     channels that plain instance normalisation removes (the "++"). ``gamma`` and
     ``alpha`` start at ``N(1, 0.02)`` and ``beta`` at zero; the three live in one
     embedding table of shape ``(num_classes, 3 * num_features)``.
+    Belongs to chapter 10 (NCSN on MNIST).
     """
 
     def __init__(self, num_features: int, num_classes: int, eps: float = 1e-5):
@@ -93,6 +94,7 @@ class CondResBlock(nn.Module):
     input width, and it always has a learned shortcut (a 1x1 conv when downsampling, a
     dilated 3x3 conv otherwise) whether or not the width changes, as in the official
     model. Other blocks keep the width and add the input unchanged.
+    Belongs to chapter 10 (NCSN on MNIST).
     """
 
     def __init__(self, cin: int, cout: int, num_classes: int, dilation: int = 1,
@@ -124,7 +126,8 @@ class CondResBlock(nn.Module):
 class CondRCU(nn.Module):
     """Residual conv units: ``n_blocks`` times ``x + (norm -> ELU -> conv) x n_stages``.
 
-    The convolutions have no bias (the normalisation that follows carries one)."""
+    The convolutions have no bias (the normalisation that follows carries one).
+    Belongs to chapter 10 (NCSN on MNIST)."""
 
     def __init__(self, channels: int, num_classes: int, n_blocks: int, n_stages: int = 2, act=None):
         super().__init__()
@@ -149,7 +152,8 @@ class CondRCU(nn.Module):
 
 class CondMultiResFusion(nn.Module):
     """Multi-resolution fusion: norm and 3x3 conv per input, bilinear upsampling to the
-    largest resolution, sum."""
+    largest resolution, sum.
+    Belongs to chapter 10 (NCSN on MNIST)."""
 
     def __init__(self, in_channels: list[int], channels: int, num_classes: int):
         super().__init__()
@@ -166,7 +170,8 @@ class CondMultiResFusion(nn.Module):
 
 class CondChainedResPool(nn.Module):
     """Chained residual pooling: after an ELU, a chain of (norm -> 5x5 average pool ->
-    conv) whose every output is added to the input."""
+    conv) whose every output is added to the input.
+    Belongs to chapter 10 (NCSN on MNIST)."""
 
     def __init__(self, channels: int, num_classes: int, n_stages: int = 2, act=None):
         super().__init__()
@@ -185,7 +190,8 @@ class CondChainedResPool(nn.Module):
 
 class CondRefineBlock(nn.Module):
     """One refine block: an RCU pair on every input, fusion of the inputs (when there
-    are several), chained residual pooling and output RCUs (three in the last block)."""
+    are several), chained residual pooling and output RCUs (three in the last block).
+    Belongs to chapter 10 (NCSN on MNIST)."""
 
     def __init__(self, in_channels: list[int], channels: int, num_classes: int, last: bool = False, act=None):
         super().__init__()
@@ -217,6 +223,7 @@ class CondRefineNetDilated(nn.Module):
     image_size)`` with pixels in ``[0, 1]`` (it rescales them to ``[-1, 1]`` itself)
     and ``labels``, a ``LongTensor`` of shape ``(N,)`` with noise-level indices in
     ``[0, num_classes)``; it returns the estimated scores, of the shape of ``x``.
+    Introduced in chapter 10 (NCSN on MNIST).
     """
 
     def __init__(self, in_channels: int = 1, ngf: int = 64, num_classes: int = 10, image_size: int = 28):
@@ -274,5 +281,6 @@ class CondRefineNetDilated(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters of ``model``."""
+    """Number of trainable parameters of ``model``.
+    Introduced in chapter 10 (NCSN on MNIST)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -34,7 +34,8 @@ def _checkout_data() -> Path | None:
 
 def results_root() -> Path:
     """The folder holding the book's committed results, however the package was
-    installed; independent of ``NCSN_EDU_DATA``."""
+    installed; independent of ``NCSN_EDU_DATA``.
+    Belongs to chapter 4 (denoising score matching)."""
     if _INSTALLED_RESULTS.is_dir():
         return _INSTALLED_RESULTS
     checkout = _checkout_data()
@@ -48,7 +49,8 @@ def results_root() -> Path:
 
 
 def data_root() -> Path:
-    """The folder data sets are loaded from (and downloaded into)."""
+    """The folder data sets are loaded from (and downloaded into).
+    Belongs to chapter 10 (NCSN on MNIST)."""
     env = os.environ.get("NCSN_EDU_DATA")
     if env:
         return Path(env).expanduser()
@@ -61,7 +63,8 @@ def data_root() -> Path:
 def resource_path(name: str) -> Path:
     """The path of a committed result file (``name`` relative to the repository's
     ``data/`` folder, e.g. ``"mnist_ncsn_ngf16.pt"`` or ``"mnist_ncsn_samples"``), with a
-    clear error naming how to regenerate it when it is missing."""
+    clear error naming how to regenerate it when it is missing.
+    Introduced in chapter 4 (denoising score matching)."""
     path = results_root() / name
     if not path.exists():
         raise FileNotFoundError(

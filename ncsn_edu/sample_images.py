@@ -39,7 +39,8 @@ from .train_images import save_grid
 
 
 def score_function(model, amp: bool):
-    """``score(x, labels)`` of ``model``, under bf16 autocast when ``amp`` (result in fp32)."""
+    """``score(x, labels)`` of ``model``, under bf16 autocast when ``amp`` (result in fp32).
+    Used by the capstone commands (chapter 12)."""
     device_type = next(model.parameters()).device.type
 
     def score(x, labels):
@@ -55,7 +56,8 @@ def generate(model, sigmas, n: int, shape, eps: float = 2e-5, n_steps_each: int 
              convention: str = "code", amp: bool = False, final_denoise: bool = False, keep_every=None,
              progress: bool = False):
     """``n`` samples of ``shape`` (C, H, W) by annealed Langevin from uniform noise, clamped
-    to [0, 1]. With ``keep_every`` also returns the intermediate states."""
+    to [0, 1]. With ``keep_every`` also returns the intermediate states.
+    Introduced in chapter 12 (the capstone)."""
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     x0 = torch.rand((n, *shape), generator=g, device=device)
@@ -70,7 +72,8 @@ def generate(model, sigmas, n: int, shape, eps: float = 2e-5, n_steps_each: int 
 
 def write_shards(model, sigmas, n: int, shape, folder, batch: int, seed: int = 0, progress: bool = True, **kw) -> Path:
     """Write ``n`` samples to ``folder/shard_XXXXX.npz`` (uint8 ``(N, C, H, W)``), skipping
-    shards that are already there (shard ``i`` is seeded by ``(seed, i)``)."""
+    shards that are already there (shard ``i`` is seeded by ``(seed, i)``).
+    Used by the capstone commands (chapter 12)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n_shards = -(-n // batch)
@@ -87,12 +90,14 @@ def write_shards(model, sigmas, n: int, shape, folder, batch: int, seed: int = 0
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] to uint8 (round to nearest)."""
+    """Images in [0, 1] to uint8 (round to nearest).
+    Used by the capstone commands (chapter 12)."""
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def read_shards(folder, n: int | None = None) -> torch.Tensor:
-    """The uint8 images of ``folder``'s shards, in order (the first ``n``)."""
+    """The uint8 images of ``folder``'s shards, in order (the first ``n``).
+    Introduced in chapter 10 (NCSN on MNIST)."""
     files = sorted(Path(folder).glob("shard_*.npz"))
     if not files:
         raise FileNotFoundError(f"no shard_*.npz files in {folder}; make them with "
@@ -111,6 +116,7 @@ def inpaint(model, sigmas, images: torch.Tensor, mask: torch.Tensor, completions
     official code's step convention: complete the pixels where ``mask`` is 0,
     ``completions`` times per image, from uniform noise. The known pixels of the result
     are the original ones. Returns ``(len(images), completions, C, H, W)`` in [0, 1].
+    Used by the capstone commands (chapter 12).
     """
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
@@ -145,6 +151,7 @@ def _test_images(args, cfg) -> tuple[torch.Tensor, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser. Used by the capstone commands (chapter 12)."""
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.sample_images", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,6 +211,7 @@ def _load_trainer_checkpoint(path, device, model_factory):
 
 
 def main(argv=None, model_factory=None) -> int:
+    """The command line. Introduced in chapter 12 (the capstone)."""
     args = build_parser().parse_args(argv)
     try:
         for name in ("eps",):

@@ -29,6 +29,7 @@ def langevin_dynamics(
     ``x`` is a batch of starting points of any shape ``(N, ...)``. Returns the final batch,
     or ``(final, states)`` when ``keep_every`` is set, where ``states`` holds the start and
     every ``keep_every``-th state.
+    Introduced in chapter 1 (scores and Langevin dynamics).
     """
     if step_size <= 0 or n_steps < 0:
         raise ValueError("step_size must be positive and n_steps non-negative")
@@ -47,7 +48,8 @@ def step_coefficients(eps: float, sigma: float, sigma_last: float, convention: s
     """The drift and noise factors of one annealed Langevin step at level ``sigma``:
     ``x <- x + drift * s(x) + noise * z``. ``"paper"``: ``(alpha/2, sqrt(alpha))`` with
     ``alpha = eps sigma^2 / sigma_L^2``; ``"code"`` (the official code): ``(a, sqrt(2a))``
-    with ``a = eps sigma^2 / sigma_L^2``."""
+    with ``a = eps sigma^2 / sigma_L^2``.
+    Belongs to chapter 9 (annealed Langevin dynamics)."""
     a = eps * sigma**2 / sigma_last**2
     return (a / 2, math.sqrt(a)) if convention == "paper" else (a, math.sqrt(2 * a))
 
@@ -79,6 +81,7 @@ def annealed_langevin_dynamics(
     the start and the state at the end of each level); the denoised output is not among
     them.
     Returns the final batch, or ``(final, states)``.
+    Introduced in chapter 7 (slow mixing).
     """
     sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
     if sigmas.ndim != 1 or (sigmas <= 0).any() or (sigmas[1:] > sigmas[:-1]).any():

@@ -12,6 +12,7 @@ def geometric_sigmas(sigma_begin: float = 1.0, sigma_end: float = 0.01, n: int =
 
     The paper's image setting, ``geometric_sigmas(1, 0.01, 10)``, gives
     1, .5995, .3594, .2154, .1292, .0774, .0464, .0278, .0167, .01.
+    Introduced in chapter 4 (denoising score matching).
     """
     if n < 1:
         raise ValueError("n must be at least 1")

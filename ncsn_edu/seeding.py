@@ -26,7 +26,8 @@ SYNTHETIC = 9  #: the synthetic images of ``ncsn_edu.benchmark``
 
 
 def mix_seeds(*ints: int) -> int:
-    """A 63-bit seed from several integers (distinct streams for distinct tuples)."""
+    """A 63-bit seed from several integers (distinct streams for distinct tuples).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     h = 0x9E3779B97F4A7C15
     for i in ints:
         h = (h ^ (int(i) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
@@ -36,13 +37,15 @@ def mix_seeds(*ints: int) -> int:
 
 def generator(*ints: int, device="cpu") -> torch.Generator:
     """A generator on ``device`` seeded by ``mix_seeds(*ints)``, e.g.
-    ``generator(seed, NOISE, step)``."""
+    ``generator(seed, NOISE, step)``.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     return torch.Generator(device=device).manual_seed(mix_seeds(*ints))
 
 
 def seeded_model(factory, seed: int, *args, **kwargs) -> torch.nn.Module:
     """``factory(*args, **kwargs)`` with its parameters initialised from ``(seed, INIT)``;
-    the global random state is left as it was."""
+    the global random state is left as it was.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(mix_seeds(seed, INIT))
         return factory(*args, **kwargs)

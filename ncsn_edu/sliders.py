@@ -25,12 +25,14 @@ STATIC_ENV = "NCSN_EDU_STATIC"
 
 
 def static_mode() -> bool:
-    """True while the book is being built (or when forced with ``NCSN_EDU_STATIC=1``)."""
+    """True while the book is being built (or when forced with ``NCSN_EDU_STATIC=1``).
+    Belongs to chapter 1 (scores and Langevin dynamics)."""
     return os.environ.get(STATIC_ENV, "") not in ("", "0")
 
 
 def figure_to_png(fig, dpi: int = 80) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
+    """Render a matplotlib figure to PNG bytes and close it.
+    Belongs to chapter 1 (scores and Langevin dynamics)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -40,7 +42,8 @@ def figure_to_png(fig, dpi: int = 80) -> bytes:
 
 
 class StaticSlider:
-    """A slider over pre-rendered frames, shown as HTML with inline JavaScript."""
+    """A slider over pre-rendered frames, shown as HTML with inline JavaScript.
+    Belongs to chapter 1 (scores and Langevin dynamics)."""
 
     def __init__(self, frames: list[bytes], labels: list[str], name: str, initial: int = 0, alt: str = ""):
         if len(frames) != len(labels) or not frames:
@@ -96,6 +99,7 @@ def slider(draw, values, name: str = "sigma", fmt: str = "{:.3g}", initial: int 
     one mode (default: static while the book is built, live otherwise).
 
     Display the result as a cell's last expression (or with ``display``).
+    Introduced in chapter 1 (scores and Langevin dynamics).
     """
     values = list(values)
     if not values:

@@ -24,6 +24,7 @@ def seconds_per_step(model: torch.nn.Module, loss_fn, batch: torch.Tensor, repea
 
     ``num_threads`` sets torch's CPU thread count for the measurement only (restored
     afterwards); one thread gives steadier timings on a shared machine. ``None`` keeps it.
+    Belongs to chapter 2 (score matching).
     """
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be positive and warmup non-negative")
@@ -54,7 +55,8 @@ def cost_curve(dims, make_model, loss_fns: dict, batch_size: int = 128, repeats:
     batch)``) for each dimension in ``dims``. ``make_model(dim)`` builds a fresh model; the
     batch is standard normal of shape ``(batch_size, dim)``; ``num_threads`` as in
     :func:`seconds_per_step`. Returns ``{name: [seconds, ...]}``
-    in the order of ``dims``."""
+    in the order of ``dims``.
+    Introduced in chapter 2 (score matching)."""
     dims = list(dims)
     if not dims or not loss_fns:
         raise ValueError("need at least one dimension and one objective")

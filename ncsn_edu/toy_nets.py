@@ -7,7 +7,8 @@ from torch import nn
 
 
 class ScoreMLP(nn.Module):
-    """The paper's toy score model (appendix B.1): an MLP ``D-128-128-D`` with softplus."""
+    """The paper's toy score model (appendix B.1): an MLP ``D-128-128-D`` with softplus.
+    Introduced in chapter 2 (score matching)."""
 
     def __init__(self, dim: int = 2, hidden: int = 128, n_hidden: int = 2):
         super().__init__()
@@ -47,6 +48,7 @@ class ConditionalScoreMLP(nn.Module):
     networks are conditioned by level only; the follow-up paper, Song & Ermon 2020,
     introduced the rescaling); it makes toy training several times faster and more
     accurate. ``scale_output=False`` gives the paper's purely level-conditioned network.
+    Introduced in chapter 8 (noise-conditional networks).
     """
 
     def __init__(

@@ -22,6 +22,7 @@ from .train_images import main as _main
 
 
 def main(argv=None, model_factory=None) -> int:
+    """The command line. Introduced in chapter 12 (the capstone)."""
     return _main(argv, dataset_default="cifar10", prog="python -m ncsn_edu.train_cifar", model_factory=model_factory)
 
 

@@ -88,7 +88,8 @@ __all__ = ["CHECKPOINT", "DATASET_DEFAULTS", "MetricsLog", "NonFiniteLoss", "Ste
 # ----------------------------------------------------------------------------- logging
 
 class MetricsLog:
-    """``metrics.csv`` (``wall_time,step,tag,value``) plus TensorBoard events if wanted."""
+    """``metrics.csv`` (``wall_time,step,tag,value``) plus TensorBoard events if wanted.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
 
     def __init__(self, out: Path, resume_step: int, tensorboard: str):
         self.path = out / "metrics.csv"
@@ -130,7 +131,8 @@ class MetricsLog:
 
 
 def read_metrics(path) -> dict:
-    """``metrics.csv`` as ``{tag: (steps, values)}`` lists."""
+    """``metrics.csv`` as ``{tag: (steps, values)}`` lists.
+    Introduced in chapter 4 (denoising score matching)."""
     out: dict = {}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
@@ -141,12 +143,14 @@ def read_metrics(path) -> dict:
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss or the weights stopped being finite (the last checkpoint stays intact)."""
+    """The loss or the weights stopped being finite (the last checkpoint stays intact).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
 
 
 class LossTracker:
     """The losses of the steps since the last log row: their mean over the global batch
-    and the mean per noise level, checked for non-finite values."""
+    and the mean per noise level, checked for non-finite values.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
 
     def __init__(self, n_sigmas: int, device, procs: Processes):
         self.procs = procs
@@ -195,7 +199,8 @@ class LossTracker:
 
 
 def save_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
-    """Images in [0, 1] as one PNG grid (written atomically)."""
+    """Images in [0, 1] as one PNG grid (written atomically).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     from torchvision.utils import save_image
 
     path = Path(path)
@@ -209,7 +214,8 @@ def save_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
 # ----------------------------------------------------------------------------- the pieces of a run
 
 def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None]:
-    """The training split and (when test losses are wanted) the test split."""
+    """The training split and (when test losses are wanted) the test split.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     kw = dict(root=cfg.data_root, image_size=cfg.image_size, crop=cfg.crop)
     train_set = read_image_set(cfg.dataset, train=True, **kw)
     test_set = read_image_set(cfg.dataset, train=False, **kw) if cfg.test_batches else None
@@ -218,13 +224,15 @@ def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None]:
 
 def run_settings(cfg: TrainConfig, data: ImageSet) -> dict:
     """What a checkpoint records: every setting, and what the data fixed (channels, image
-    size and which files were read)."""
+    size and which files were read).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     c, h, _ = data.shape
     return dict(asdict(cfg), channels=c, image_size=h, data_source=data.source)
 
 
 def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
-    """The training state at step 0: the seeded network and its Adam optimiser."""
+    """The training state at step 0: the seeded network and its Adam optimiser.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     kw = shape_kwargs(cfg.dataset, settings["channels"], settings["image_size"])
     model = seeding.seeded_model(model_factory, cfg.seed, cfg.dataset, cfg.ngf, cfg.n_sigmas, **kw).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -232,7 +240,8 @@ def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
 
 
 class Speed:
-    """bf16 autocast, channels-last memory and ``torch.compile`` (``auto``: on for CUDA)."""
+    """bf16 autocast, channels-last memory and ``torch.compile`` (``auto``: on for CUDA).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         self.device = device
@@ -258,7 +267,8 @@ class Speed:
 
 def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed) -> float:
     """The loss on ``cfg.test_batches`` fixed batches of test images (the same batches,
-    levels and noise at every evaluation)."""
+    levels and noise at every evaluation).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     if test is None:
         return float("nan")
     total, count = 0.0, 0
@@ -277,7 +287,8 @@ def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: 
 
 def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, speed: Speed, path) -> None:
     """``cfg.sample_n`` samples of the current network (annealed Langevin, the official
-    step convention) as a grid at ``path``; always from the same start and noise."""
+    step convention) as a grid at ``path``; always from the same start and noise.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     from .sampling import annealed_langevin_dynamics
 
     g = seeding.generator(cfg.seed, seeding.GRID, device=speed.device)
@@ -299,7 +310,8 @@ def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, spee
 
 def write_checkpoint(state: dict, sigmas: torch.Tensor, settings: dict, cfg: TrainConfig, procs: Processes) -> None:
     """Check the weights, then (rank 0) write ``OUT/checkpoint.pt``, and a snapshot of the
-    model at every ``--ckpt-every`` and at the end; every process waits for it."""
+    model at every ``--ckpt-every`` and at the end; every process waits for it.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     step, out = state["step"], Path(cfg.out)
     if not all(torch.isfinite(p).all() for p in unwrap(state["model"]).parameters()):
         raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
@@ -312,7 +324,8 @@ def write_checkpoint(state: dict, sigmas: torch.Tensor, settings: dict, cfg: Tra
 
 
 def out_of_time(cfg: TrainConfig, start_time: float, procs: Processes) -> bool:
-    """Whether ``--max-minutes`` have passed (rank 0's clock decides for all)."""
+    """Whether ``--max-minutes`` have passed (rank 0's clock decides for all).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     late = torch.tensor(float(time.time() - start_time > 60 * cfg.max_minutes), device=procs.device)
     if procs.distributed:
         torch.distributed.broadcast(late, 0)
@@ -328,6 +341,7 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
     ``model_factory(dataset, ngf, n_sigmas)`` builds the network (default: the paper's
     CondRefineNetDilated, :func:`ncsn_edu.presets.build_model`); for images of another
     shape than the data set's own (a folder) it also gets ``channels=`` and ``image_size=``.
+    Used by the training command (chapter 10, NCSN on MNIST).
     """
     cfg = (cfg or TrainConfig()).replace(**overrides)
     validate(cfg)
@@ -411,7 +425,8 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
 def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
                  preset: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``preset`` (a name in :data:`ncsn_edu.presets.PRESETS`) its
-    settings are the defaults."""
+    settings are the defaults.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog=prog,
@@ -486,6 +501,7 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Used by the training command (chapter 10, NCSN on MNIST)."""
     kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     kw["dataset"] = kw["dataset"].lower().replace("-", "_")
     if kw.get("out") is None:
@@ -495,6 +511,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv=None, dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
          model_factory=None) -> int:
+    """The command line. Introduced in chapter 10 (NCSN on MNIST)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
     preset = pre.parse_known_args(argv)[0].preset

@@ -19,7 +19,8 @@ from . import seeding
 
 def draw_noise(generator: torch.Generator, n_sigmas: int, shape):
     """Noise-level indices and standard normal noise for a batch of ``shape``, in this
-    order from ``generator`` (every process draws the whole global batch)."""
+    order from ``generator`` (every process draws the whole global batch).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     labels = torch.randint(0, n_sigmas, (shape[0],), generator=generator, device=generator.device)
     z = torch.randn(shape, generator=generator, device=generator.device)
     return labels, z
@@ -27,7 +28,8 @@ def draw_noise(generator: torch.Generator, n_sigmas: int, shape):
 
 def step_noise(step: int, shape, n_sigmas: int, seed: int, device, stream: int = seeding.NOISE):
     """The noise-level indices and standard normal noise of step ``step`` for the whole
-    global batch (every process draws the same and takes its share)."""
+    global batch (every process draws the same and takes its share).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     return draw_noise(seeding.generator(seed, stream, step, device=device), n_sigmas, shape)
 
 
@@ -35,7 +37,8 @@ def dsm_per_sample(model, x: torch.Tensor, labels: torch.Tensor, z: torch.Tensor
                    autocast=None) -> torch.Tensor:
     """Per-sample annealed DSM loss with given levels and noise: the same quantity as
     :func:`ncsn_edu.losses.anneal_dsm_loss` with ``reduction="none"`` (a test checks it),
-    with the network optionally run under ``autocast``; the loss is formed in fp32."""
+    with the network optionally run under ``autocast``; the loss is formed in fp32.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
     used = sigmas[labels].view(-1, *([1] * (x.ndim - 1)))
     perturbed = x + used * z
     target = -z / used  # = -(perturbed - x) / sigma^2
@@ -49,7 +52,8 @@ def dsm_per_sample(model, x: torch.Tensor, labels: torch.Tensor, z: torch.Tensor
 
 
 class StepResult(NamedTuple):
-    """What one step reports: the mean loss, each sample's loss and its noise level."""
+    """What one step reports: the mean loss, each sample's loss and its noise level.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
 
     loss: torch.Tensor
     per_sample: torch.Tensor
@@ -63,6 +67,7 @@ def make_step_fn(sigmas: torch.Tensor, global_batch: int, share: slice = slice(N
 
     ``autocast`` (a context factory or None) runs the network in low precision;
     ``prepare`` puts the noise in the network's memory format.
+    Used by the training command (chapter 10, NCSN on MNIST).
     """
 
     def step_fn(state: dict, x: torch.Tensor, generator: torch.Generator) -> StepResult:

@@ -26,6 +26,7 @@ def fit(
     ``callback_every`` steps (for snapshots of the model during training).
     ``lr_decay="cosine"`` lowers the learning rate from ``lr`` to zero along a cosine
     over the ``n_steps`` (default ``None``: constant, as in the paper).
+    Introduced in chapter 3 (sliced score matching).
     """
     if lr_decay not in (None, "cosine"):
         raise ValueError(f"lr_decay must be None or 'cosine', got {lr_decay!r}")
@@ -76,6 +77,7 @@ def train_toy_ncsn(
     (``lr_decay=None`` keeps it constant, as the paper does on images). ``seed`` seeds the
     weights (drawn without touching the global random state), the data and the noise, so a run is reproducible. Pass
     ``model`` to continue training an existing network.
+    Introduced in chapter 8 (noise-conditional networks).
     """
     from .distributions import GaussianMixture
     from .losses import anneal_dsm_loss
