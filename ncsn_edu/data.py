@@ -8,7 +8,8 @@ is there, otherwise from a folder of image files ``train/<class>/*.png|jpg`` and
 folder of images, with class sub-folders or flat.
 
 Every data set returned carries ``.source`` (one line saying exactly what was read, so
-that a result made on a lossy JPEG copy cannot pass for one made on the original),
+that a result made on a lossy JPEG copy cannot pass for one made on the original; it
+does not depend on whether the cache was used, which folder data sets say in ``.cache``),
 ``.channels``, ``.image_size``, and ``.data`` / ``.targets`` holding the whole split
 (``.data`` is ``uint8``; for folders it is an array ``(N, H, W, C)`` like torchvision's
 CIFAR-10).
@@ -47,6 +48,9 @@ class ImageArrayDataset(Dataset):
     integer ``targets``; items are ``(x, label)`` with ``x`` float in ``[0, 1]`` of shape
     ``(C, H, W)``. ``flip`` mirrors each item left-right with probability 1/2 (drawn from
     torch's global generator, as torchvision's ``RandomHorizontalFlip`` does)."""
+
+    #: the decoded-image cache file used, with "(hit)" or "(written)"; None without one
+    cache: str | None = None
 
     def __init__(self, data: np.ndarray, targets, classes, source: str, flip: bool = False, files=None):
         if data.dtype != np.uint8 or data.ndim != 4:
@@ -265,9 +269,10 @@ def folder_dataset(folder, crop=None, image_size=None, flip=False, cache_dir=Non
             what += f", JPEG quality {q}" if q else ""
     size = f"{arr.shape[2]}x{arr.shape[1]}x{arr.shape[3]}"
     steps = (f"centre crop {crop}, " if crop else "") + (f"resized to {image_size}, " if image_size else "")
-    cached = f"; decoded cache {cache}" + (" (hit)" if hit else " (written)") if cache else ""
-    source = f"{what} from folder {Path(folder).resolve()} ({steps}{size}){cached}"
-    return ImageArrayDataset(arr, labels, classes, source, flip=flip, files=files)
+    source = f"{what} from folder {Path(folder).resolve()} ({steps}{size})"
+    ds = ImageArrayDataset(arr, labels, classes, source, flip=flip, files=files)
+    ds.cache = None if cache is None else f"{cache} ({'hit' if hit else 'written'})"
+    return ds
 
 
 # ----------------------------------------------------------------------------- entry point

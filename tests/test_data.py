@@ -221,9 +221,9 @@ def test_cache_hit_returns_identical_arrays_and_changes_invalidate_it(tmp_path):
             _write(d / c / f"{k}.jpg", _images(rng, 1, 8, 8)[0], quality=90)
     cache = tmp_path / "cache"
     first = image_dataset("folder", root=d, cache_dir=cache)
-    assert "(written)" in first.source and len(list(cache.glob("*.npy"))) == 1
+    assert first.cache.endswith("(written)") and len(list(cache.glob("*.npy"))) == 1
     second = image_dataset("folder", root=d, cache_dir=cache)
-    assert "(hit)" in second.source
+    assert second.cache.endswith("(hit)") and second.source == first.source
     assert np.array_equal(first.data, second.data) and first.targets == second.targets
     # the cached array really is what is served: a planted change shows through
     f = next(cache.glob("*.npy"))
@@ -232,10 +232,10 @@ def test_cache_hit_returns_identical_arrays_and_changes_invalidate_it(tmp_path):
     np.save(f, arr)
     assert image_dataset("folder", root=d, cache_dir=cache).data[0, 0, 0, 0] == arr[0, 0, 0, 0]
     # different settings or a changed folder get a new cache entry
-    assert "(written)" in image_dataset("folder", root=d, image_size=4, cache_dir=cache).source
+    assert image_dataset("folder", root=d, image_size=4, cache_dir=cache).cache.endswith("(written)")
     _write(d / "b" / "9.jpg", _images(rng, 1, 8, 8)[0], quality=90)
     third = image_dataset("folder", root=d, cache_dir=cache)
-    assert "(written)" in third.source and len(third) == 7
+    assert third.cache.endswith("(written)") and len(third) == 7
 
 
 def test_read_only_cache_falls_back_to_decoding(tmp_path):
@@ -245,4 +245,4 @@ def test_read_only_cache_falls_back_to_decoding(tmp_path):
     blocker.write_text("x")  # a cache "folder" that cannot be created
     with pytest.warns(UserWarning, match="could not write the image cache"):
         ds = image_dataset("folder", root=d, cache_dir=blocker / "cache")
-    assert len(ds) == 1 and "decoded cache" not in ds.source
+    assert len(ds) == 1 and ds.cache is None
