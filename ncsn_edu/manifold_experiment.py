@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import torch
-from .progress import progress_bar
 
 from .losses import sliced_score_matching_loss
+from .progress import progress_bar
 from .resnet_score import PAPER_WIDTHS, ResNetScore
 
 #: Narrow widths that keep the paper's block structure and train on a 2-core CPU.

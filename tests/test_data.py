@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_cifar import trust_fake_cifar10, write_fake_cifar10
 from PIL import Image
 
 from ncsn_edu.data import CIFAR10_CLASSES, image_dataset, jpeg_quality
 from ncsn_edu.resources import data_root
-
-from fake_cifar import trust_fake_cifar10, write_fake_cifar10
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "cifar10_jpeg.tar.gz"
 
@@ -169,7 +168,9 @@ def test_centre_crop_then_resize(tmp_path):
     assert (ds.data == 100).all()  # resizing a constant image keeps it constant
 
 
-@pytest.mark.parametrize("case", ["empty", "unreadable", "mixed_sizes", "grey_and_colour", "loose_and_classes", "crop_too_big"])
+@pytest.mark.parametrize(
+    "case", ["empty", "unreadable", "mixed_sizes", "grey_and_colour", "loose_and_classes", "crop_too_big"]
+)
 def test_bad_folders_get_a_clear_error_before_anything_is_written(tmp_path, case):
     rng = np.random.default_rng(6)
     d = tmp_path / "imgs"

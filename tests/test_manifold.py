@@ -52,8 +52,10 @@ def test_official_state_dict_round_trip_keeps_the_function():
             inverse[f"deconvs.5.{rest}"] = name
         else:
             i, part, leaf = rest.split(".")
-            part = {"conv1": "main.0", "norm1": "main.1", "conv2": "main.3", "norm2": "main.4", "skip": "residual"}[part]
-            inverse[f"{'convs' if kind == 'encoder' else 'deconvs'}.{int(i) + (kind == 'encoder')}.{part}.{leaf}"] = name
+            part = {"conv1": "main.0", "norm1": "main.1", "conv2": "main.3", "norm2": "main.4",
+                    "skip": "residual"}[part]
+            block = f"{'convs' if kind == 'encoder' else 'deconvs'}.{int(i) + (kind == 'encoder')}"
+            inverse[f"{block}.{part}.{leaf}"] = name
     sd = a.state_dict()
     load_official_state_dict(b, {"module." + k: sd[v] for k, v in inverse.items()})
     x = torch.rand(2, 3, 32, 32)
@@ -90,7 +92,8 @@ def test_lockstep_runs_equal_separate_runs_and_resume_exactly(tmp_path):
     ck, saved = tmp_path / "ck.pt", []
     part = run_experiment(data, noise_std=0.01, n_iters=2, checkpoint=ck, save_every=1, on_save=saved.append, **kw)
     assert part["n_iters_done"] == 2 and [s["n_iters_done"] for s in saved] == [1, 2, 2]
-    assert [s["stopped_by"] for s in saved] == ["running", "running", "n_iters"] == ["running"] * 2 + [part["stopped_by"]]
+    stops = [s["stopped_by"] for s in saved]
+    assert stops == ["running", "running", "n_iters"] == ["running"] * 2 + [part["stopped_by"]]
     resumed = run_experiment(data, noise_std=0.01, n_iters=3, checkpoint=ck, **kw)
     assert resumed["clean"] == full["clean"] and resumed["noisy"] == full["noisy"]
 
