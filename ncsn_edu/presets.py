@@ -179,10 +179,16 @@ BOOK_CPU_MNIST = TrainConfig(dataset="mnist", out="runs/mnist_ngf16", ngf=16, fl
                              batch_size=32, n_iters=7_560, ckpt_every=200, test_every=200, test_batches=2,
                              sample_every=1_000_000, device="cpu")
 
-PRESETS = {"PAPER_MNIST": PAPER_MNIST, "PAPER_CIFAR10": PAPER_CIFAR10, "BOOK_CPU_MNIST": BOOK_CPU_MNIST}
+#: The book's single-level baseline of the appendix's Figures 7-8 (chapter 10): the same
+#: small network trained at sigma = 0.01 only (``data/mnist_baseline_sigma001.pt``).
+BOOK_CPU_MNIST_SIGMA001 = BOOK_CPU_MNIST.replace(out="runs/mnist_baseline_sigma001", n_sigmas=1, sigma_begin=0.01,
+                                                 sigma_end=0.01, n_iters=200_000, keep_snapshots=False)
+
+PRESETS = {"PAPER_MNIST": PAPER_MNIST, "PAPER_CIFAR10": PAPER_CIFAR10, "BOOK_CPU_MNIST": BOOK_CPU_MNIST,
+           "BOOK_CPU_MNIST_SIGMA001": BOOK_CPU_MNIST_SIGMA001}
 
 #: Which preset made each image checkpoint shipped under ``data/``.
-SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST"}
+SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST", "mnist_baseline_sigma001.pt": "BOOK_CPU_MNIST_SIGMA001"}
 
 
 def settings_differ(recorded: dict, cfg: TrainConfig | dict, keys=MODEL_KEYS) -> dict:

@@ -10,6 +10,15 @@ import torch  # noqa: E402
 # times waiting for each other).
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread in every test (a test may raise it), restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 #: Under CI (CI=true, as CI services set it) every test must run: CI has ../shared
 #: beside the clone, dev.py links or unpacks the data sets from it, installs chromium as
 #: root, and .ci/run builds the book before testing. A skip there means a test that CI

@@ -33,14 +33,6 @@ from ncsn_edu import train_images as ti  # noqa: E402
 from ncsn_edu.data import image_dataset  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_idx(root, folder: str, train: np.ndarray, test: np.ndarray) -> Path:
     """uint8 images ``(N, 28, 28)`` as the uncompressed IDX files torchvision reads from
     ``root/<folder>/raw`` (``MNIST`` or ``FashionMNIST``), with labels ``i % 10``."""

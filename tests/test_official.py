@@ -38,12 +38,6 @@ def tolerance(dtype, out: torch.Tensor) -> float:
     return DEPTH * torch.finfo(dtype).eps * out.abs().max().item()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

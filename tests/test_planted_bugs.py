@@ -27,15 +27,6 @@ from ncsn_edu.inpainting import annealed_langevin_inpainting  # noqa: E402
 from ncsn_edu.refinenet import CondInstanceNormPlus, CondRefineNetDilated  # noqa: E402
 from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------- inpainting (Algorithm 2)
 
 RHO = 0.9  # correlation of the two coordinates of the Gaussian toy

@@ -20,14 +20,6 @@ from ncsn_edu import train_images as ti  # noqa: E402
 from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class GaussianScore(torch.nn.Module):
     """The exact noise-conditional score of pixels i.i.d. N(mu, s^2): the data convolved
     with N(0, sigma_i^2) is N(mu, s^2 + sigma_i^2), whose score is -(x - mu)/(s^2 + sigma_i^2)."""

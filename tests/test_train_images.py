@@ -28,14 +28,6 @@ def tiny_cfg(root, out, **kw):
     return ti.TrainConfig(**base)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny networks here gain nothing from a second thread (and lose a lot when the
-    cores are shared); the setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,6 @@ SMALL = dict(ngf=4, batch_size=16, n_iters=4, ckpt_every=2, log_every=2, test_ev
              sample_every=100, sample_n=2, sample_steps_each=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
