@@ -108,3 +108,12 @@ def show_image(ax, image, title=None, title_fontsize=8):
     """Draw one image (shape ``(1, H, W)``, clamped to [0, 1]) in grey on ``ax``, without ticks
     or frame gap: :func:`show_grid` of a single image (chapter 11)."""
     return show_grid(ax, torch.as_tensor(image)[None], 1, title, title_fontsize=title_fontsize, gap=0)
+
+
+def density_contourf(ax, log_prob_fn, lim: float = 8.0, n: int = 100, levels: int = 8, cmap="Blues", **kwargs):
+    """Filled contours of ``exp(log_prob_fn(points))`` on an ``n x n`` grid over ``[-lim, lim]^2``
+    (the perturbed densities behind the samples and arrows of chapters 8 and 9)."""
+    X, Y, pts = grid(lim, n)
+    with torch.no_grad():
+        p = log_prob_fn(pts).exp().reshape(n, n)
+    return ax.contourf(X.numpy(), Y.numpy(), p.numpy(), levels=levels, cmap=cmap, **kwargs)

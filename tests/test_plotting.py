@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ncsn_edu.plotting import density_contours, image_grid, scatter_samples, show_grid, show_image  # noqa: E402
+from ncsn_edu.plotting import density_contourf, density_contours, image_grid, scatter_samples, show_grid, show_image  # noqa: E402
 
 
 def test_image_grid_places_each_image_in_its_cell():
@@ -61,4 +61,13 @@ def test_show_image_draws_the_clamped_image_alone():
     show_image(ax, image, "one")
     np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), image[0].clamp(0, 1).numpy())
     assert ax.get_title() == "one" and list(ax.get_xticks()) == []
+    plt.close(fig)
+
+
+def test_density_contourf_fills_around_the_mode():
+    fig, ax = plt.subplots()
+    mean = torch.tensor([-3.0, 1.0])
+    cs = density_contourf(ax, lambda p: -0.5 * ((p - mean) ** 2).sum(1), lim=6.0, levels=[0.5, 1.0])
+    pts = np.concatenate([path.vertices for path in cs.get_paths() if len(path.vertices)])
+    np.testing.assert_allclose(pts.mean(0), mean.numpy(), atol=0.05)  # the filled band {p >= 0.5} is centred on the mode
     plt.close(fig)
