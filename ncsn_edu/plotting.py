@@ -47,3 +47,73 @@ def plot_score_field(ax, score_fn, lim: float = 8.0, n: int = 20, normalize: boo
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     return q
+
+
+def density_contours(ax, log_prob_fn, lim: float = 8.0, n: int = 100, levels: int = 4, color="0.75", **kwargs):
+    """Grey contour lines of ``exp(log_prob_fn(points))`` on an ``n x n`` grid over
+    ``[-lim, lim]^2``: the backdrop the chapters draw samples on (chapters 7 and 9)."""
+    X, Y, pts = grid(lim, n)
+    with torch.no_grad():
+        p = log_prob_fn(pts).exp().reshape(n, n)
+    kwargs.setdefault("linewidths", 0.8)
+    return ax.contour(X.numpy(), Y.numpy(), p.numpy(), levels=levels, colors=color, **kwargs)
+
+
+def scatter_samples(ax, x, title=None, log_prob_fn=None, lim: float = 8.0, contour_color="0.75",
+                    title_fontsize=None, **kwargs):
+    """Scatter 2D samples ``x`` (shape ``(N, 2)``) over ``[-lim, lim]^2``, optionally on the
+    contours of ``log_prob_fn`` (see :func:`density_contours`). Rows that are not finite
+    (a diverged chain) are left out. Introduced in chapter 7, used again in chapter 9."""
+    if log_prob_fn is not None:
+        density_contours(ax, log_prob_fn, lim=lim, color=contour_color)
+    x = torch.as_tensor(x)
+    ok = torch.isfinite(x).all(1)
+    kwargs.setdefault("s", 2)
+    kwargs.setdefault("alpha", 0.6)
+    points = ax.scatter(x[ok, 0].numpy(), x[ok, 1].numpy(), **kwargs)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+    if title is not None:
+        ax.set_title(title, **({} if title_fontsize is None else {"fontsize": title_fontsize}))
+    return points
+
+
+def image_grid(images, nrow: int, gap: int = 1, fill: float = 1.0):
+    """One mosaic of ``images`` (shape ``(N, 1, H, W)``, values in [0, 1], clamped) in ``nrow``
+    rows, each image framed by ``gap`` pixels of ``fill`` on every side (so ``2 * gap`` between
+    neighbours). Returns a numpy array of shape ``(nrow * (H + 2 gap), ncol * (W + 2 gap))``."""
+    import numpy as np
+
+    images = torch.as_tensor(images)
+    n, _, h, w = images.shape
+    ncol = -(-n // nrow)
+    ch, cw = h + 2 * gap, w + 2 * gap
+    canvas = np.full((nrow * ch, ncol * cw), fill, dtype=np.float64)
+    for k in range(n):
+        r, c = divmod(k, ncol)
+        canvas[r * ch + gap : r * ch + gap + h, c * cw + gap : c * cw + gap + w] = images[k, 0].clamp(0, 1).numpy()
+    return canvas
+
+
+def show_grid(ax, images, nrow: int, title=None, title_fontsize=10, gap: int = 1):
+    """Draw :func:`image_grid` of ``images`` in grey on ``ax``, without ticks (chapter 10)."""
+    im = ax.imshow(image_grid(images, nrow, gap=gap), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=title_fontsize)
+    return im
+
+
+def show_image(ax, image, title=None, title_fontsize=8):
+    """Draw one image (shape ``(1, H, W)``, clamped to [0, 1]) in grey on ``ax``, without ticks
+    or frame gap: :func:`show_grid` of a single image (chapter 11)."""
+    return show_grid(ax, torch.as_tensor(image)[None], 1, title, title_fontsize=title_fontsize, gap=0)
+
+
+def density_contourf(ax, log_prob_fn, lim: float = 8.0, n: int = 100, levels: int = 8, cmap="Blues", **kwargs):
+    """Filled contours of ``exp(log_prob_fn(points))`` on an ``n x n`` grid over ``[-lim, lim]^2``
+    (the perturbed densities behind the samples and arrows of chapters 8 and 9)."""
+    X, Y, pts = grid(lim, n)
+    with torch.no_grad():
+        p = log_prob_fn(pts).exp().reshape(n, n)
+    return ax.contourf(X.numpy(), Y.numpy(), p.numpy(), levels=levels, cmap=cmap, **kwargs)
