@@ -69,5 +69,6 @@ def test_density_contourf_fills_around_the_mode():
     mean = torch.tensor([-3.0, 1.0])
     cs = density_contourf(ax, lambda p: -0.5 * ((p - mean) ** 2).sum(1), lim=6.0, levels=[0.5, 1.0])
     pts = np.concatenate([path.vertices for path in cs.get_paths() if len(path.vertices)])
-    np.testing.assert_allclose(pts.mean(0), mean.numpy(), atol=0.05)  # the filled band {p >= 0.5} is centred on the mode
+    # the filled band {p >= 0.5} is centred on the mode
+    np.testing.assert_allclose(pts.mean(0), mean.numpy(), atol=0.05)
     plt.close(fig)
