@@ -167,7 +167,23 @@ def run_tests(extra) -> int:
     link_offline_data()
     unpack_offline_cifar10()
     ensure_chromium()
-    return run([PY, "-m", "pytest", *extra], cwd=ROOT, env=env_for_children(tests=True)).returncode
+    return run([PY, "-m", "pytest", *parallel_args(extra), *extra], cwd=ROOT,
+               env=env_for_children(tests=True)).returncode
+
+
+def parallel_args(extra, cpus=None) -> list[str]:
+    """pytest-xdist options for the suite: one worker per core (at most 4), whole test
+    files per worker (``--dist loadfile``: a file's module and session fixtures, such as a
+    trained toy model or a built test book, are made once). On a 2-core machine this runs
+    the suite in about half the serial time. Files go out in the collected order, which
+    puts the files marked ``slow`` first (tests/conftest.py). Nothing is added when the caller chose
+    (``-n``, ``--numprocesses``, ``--dist``, ``-p no:xdist``) or when there is one core."""
+    chosen = any(a in ("-n", "--dist", "no:xdist") or a.startswith(("-n", "--numprocesses", "--dist="))
+                 for a in extra)
+    workers = min(cpus if cpus is not None else (os.cpu_count() or 1), 4)
+    if chosen or workers < 2:
+        return []
+    return ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def lint() -> int:

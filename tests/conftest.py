@@ -19,13 +19,21 @@ def one_thread():
     yield
     torch.set_num_threads(before)
 
+def pytest_collection_modifyitems(config, items):
+    """The files marked ``slow`` (pytestmark = pytest.mark.slow) first, otherwise in the
+    collected order. ``dev.py test`` hands whole files to its parallel workers in this
+    order (--no-loadscope-reorder), so the longest files start first and the short ones
+    fill in at the end instead of one long file running alone while the other core waits."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 #: Under CI (CI=true, as CI services set it) every test must run: CI has ../shared
 #: beside the clone, dev.py links or unpacks the data sets from it, installs chromium as
 #: root, and .ci/run builds the book before testing. A skip there means a test that CI
 #: should have run did not, so it fails the run. The one exception is a test that needs
 #: hardware CI lacks; its skip reason says so with one of these words.
 CI_MAY_SKIP_FOR = ("CUDA",)
-_SKIPPED_MODULES = pytest.StashKey[list]()
 
 
 def in_ci() -> bool:
@@ -56,20 +64,37 @@ def pytest_runtest_makereport(item, call):
     _fail_skip_under_ci(outcome.get_result())
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector):
-    # A whole module skipped (pytest.skip(allow_module_level=True), importorskip): failing
-    # its collection would stop the run, so it is noted here and fails the run at its end.
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and in_ci():
+class _ModuleSkipsUnderCI:
+    """Notes each whole module skipped under CI (pytest.skip(allow_module_level=True),
+    importorskip): failing its collection would stop the run, so the run fails at its end.
+    Only the process that decides the run's exit status keeps them: in a parallel run
+    (pytest-xdist) that is the controller, to which the workers pass skipped collection
+    reports; a worker (``config.workerinput``) leaves them to it."""
+
+    def __init__(self, config):
+        self.config = config
+        self.lines: list[str] = []
+
+    def pytest_collectreport(self, report):
+        if not (report.skipped and in_ci()) or hasattr(self.config, "workerinput"):
+            return
         reason = _skip_reason(report)
-        if not any(word in reason for word in CI_MAY_SKIP_FOR):
-            collector.config.stash.setdefault(_SKIPPED_MODULES, []).append(f"{report.nodeid}: {reason}")
+        line = f"{report.nodeid}: {reason}"
+        if not any(word in reason for word in CI_MAY_SKIP_FOR) and line not in self.lines:
+            self.lines.append(line)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_ModuleSkipsUnderCI(config), "ncsn_edu_module_skips_under_ci")
+
+
+def _module_skips(config) -> list[str]:
+    plugin = config.pluginmanager.get_plugin("ncsn_edu_module_skips_under_ci")
+    return plugin.lines if plugin is not None else []
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    skipped = config.stash.get(_SKIPPED_MODULES, [])
+    skipped = _module_skips(config)
     if skipped:
         terminalreporter.section("modules skipped under CI, where every test must run", red=True)
         for line in skipped:
@@ -77,5 +102,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if session.config.stash.get(_SKIPPED_MODULES, []) and exitstatus == 0:
+    if _module_skips(session.config) and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

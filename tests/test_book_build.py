@@ -15,6 +15,9 @@ import nbformat
 import pytest
 import yaml
 
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 JB = Path(sys.executable).parent / "jupyter-book"
 
@@ -100,46 +103,50 @@ def browser():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
-def check_sliders(page: Path, min_sliders: int = 1):
+@pytest.fixture(scope="module")
+def drv():
+    """One headless browser for the file's pages (each test loads its own page)."""
+    driver = browser()
+    yield driver
+    driver.quit()
+
+
+def check_sliders(drv, page: Path, min_sliders: int = 1):
     """Drag and step every slider on the page; the shown value and picture must change
     together and always form a pair that the page's data pairs."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    drv = browser()
-    try:
-        drv.get(page.as_uri())
-        sliders = drv.find_elements(By.CSS_SELECTOR, "div.ncsn-slider")
-        assert len(sliders) >= min_sliders
-        for box in sliders:
-            uid = box.get_attribute("id")
-            pairs = json.loads(drv.find_element(By.ID, f"{uid}-data").get_attribute("textContent"))
-            rng = drv.find_element(By.ID, f"{uid}-range")
-            img = drv.find_element(By.ID, f"{uid}-img")
-            out = drv.find_element(By.ID, f"{uid}-value")
-            drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", rng)
+    drv.get(page.as_uri())
+    sliders = drv.find_elements(By.CSS_SELECTOR, "div.ncsn-slider")
+    assert len(sliders) >= min_sliders
+    for box in sliders:
+        uid = box.get_attribute("id")
+        pairs = json.loads(drv.find_element(By.ID, f"{uid}-data").get_attribute("textContent"))
+        rng = drv.find_element(By.ID, f"{uid}-range")
+        img = drv.find_element(By.ID, f"{uid}-img")
+        out = drv.find_element(By.ID, f"{uid}-value")
+        drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", rng)
 
-            def shown():
-                label, src = out.text, img.get_attribute("src")
-                assert [label, src] in pairs, "the picture shown does not belong to the value shown"
-                assert drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
-                return label, src
+        def shown():
+            label, src = out.text, img.get_attribute("src")
+            assert [label, src] in pairs, "the picture shown does not belong to the value shown"
+            assert drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+            return label, src
 
-            first = shown()
-            ActionChains(drv).click_and_hold(rng).move_by_offset(rng.size["width"], 0).release().perform()
-            dragged = shown()
-            assert dragged == tuple(pairs[-1]), "dragging to the right end must show the last value"
-            rng.send_keys(Keys.ARROW_LEFT)
-            stepped = shown()
-            assert stepped == tuple(pairs[-2]) and stepped != dragged
-            assert len({first, dragged, stepped}) >= 2
-    finally:
-        drv.quit()
+        first = shown()
+        ActionChains(drv).click_and_hold(rng).move_by_offset(rng.size["width"], 0).release().perform()
+        dragged = shown()
+        assert dragged == tuple(pairs[-1]), "dragging to the right end must show the last value"
+        rng.send_keys(Keys.ARROW_LEFT)
+        stepped = shown()
+        assert stepped == tuple(pairs[-2]) and stepped != dragged
+        assert len({first, dragged, stepped}) >= 2
 
 
-def test_slider_works_in_a_headless_browser_without_network(slider_book):
-    check_sliders(slider_book)
+def test_slider_works_in_a_headless_browser_without_network(drv, slider_book):
+    check_sliders(drv, slider_book)
 
 
 BUILT_PAGES = sorted((ROOT / "_build" / "html" / "book").glob("*.html"))
@@ -148,8 +155,8 @@ SLIDER_PAGES = [p for p in BUILT_PAGES if 'class="ncsn-slider"' in p.read_text()
 
 @pytest.mark.skipif(not SLIDER_PAGES, reason="the book is not built (python3 dev.py book)")
 @pytest.mark.parametrize("page", SLIDER_PAGES, ids=lambda p: p.name)
-def test_every_slider_in_the_built_book_works_without_network(page):
-    check_sliders(page)
+def test_every_slider_in_the_built_book_works_without_network(drv, page):
+    check_sliders(drv, page)
 
 
 @pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")

@@ -12,6 +12,9 @@ from ncsn_edu.distributions import GaussianMixture, annealed_score_fn, mode_frac
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
 
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

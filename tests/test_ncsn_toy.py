@@ -12,6 +12,9 @@ from ncsn_edu.toy_metrics import per_level_score_errors, relative_score_error
 from ncsn_edu.toy_nets import ConditionalScoreMLP
 from ncsn_edu.training import train_toy_ncsn
 
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
 MIX = GaussianMixture.paper_toy()
 SIGMAS = geometric_sigmas(20.0, 1.0, 10)
 

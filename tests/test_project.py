@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_packaging import load_dev
 
 import ncsn_edu
 
@@ -115,3 +116,17 @@ def test_ruff_is_configured_and_run_by_ci():
     steps = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert "python3 dev.py lint" in steps
     assert steps.index("python3 dev.py book") < steps.index("python3 dev.py lint") < steps.index("python3 dev.py test")
+
+
+@pytest.mark.parametrize("extra,cpus,expected", [
+    ([], 2, ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]),  # the 2-core CI machine: two workers
+    ([], 16, ["-n", "4", "--dist", "loadfile", "--no-loadscope-reorder"]),  # at most four
+    ([], 1, []),  # one core: serial
+    (["-k", "sliders"], 2, ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]),
+    (["-n", "0"], 8, []), (["-n3"], 8, []), (["--numprocesses=3"], 8, []), (["-p", "no:xdist"], 8, []),
+    (["--dist", "load"], 8, []),
+])
+def test_dev_test_runs_the_suite_on_every_core_unless_told_otherwise(extra, cpus, expected):
+    # What `python3 dev.py test` adds to pytest's arguments: parallel whole files, which
+    # keeps the suite within two minutes on the 2-core machine; the caller's choice wins.
+    assert load_dev().parallel_args(extra, cpus=cpus) == expected

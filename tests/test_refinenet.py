@@ -8,6 +8,9 @@ from ncsn_edu.losses import anneal_dsm_loss
 from ncsn_edu.refinenet import CondInstanceNormPlus, CondRefineNetDilated, count_parameters
 from ncsn_edu.schedules import geometric_sigmas
 
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     "channels, ngf, size, expected",
