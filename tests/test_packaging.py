@@ -131,4 +131,3 @@ def test_book_kernels_import_the_wheel(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import ncsn_edu; print(ncsn_edu.WHEEL)"], cwd=ROOT / "book",
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]
-
