@@ -180,7 +180,9 @@ def parallel_args(extra, cpus=None) -> list[str]:
     (``-n``, ``--numprocesses``, ``--dist``, ``-p no:xdist``) or when there is one core."""
     chosen = any(a in ("-n", "--dist", "no:xdist") or a.startswith(("-n", "--numprocesses", "--dist="))
                  for a in extra)
-    workers = min(cpus if cpus is not None else (os.cpu_count() or 1), 4)
+    if cpus is None:  # the cores this process may use (a container may allow fewer than the machine has)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cpus, 4)
     if chosen or workers < 2:
         return []
     return ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"]
