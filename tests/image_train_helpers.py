@@ -51,6 +51,30 @@ def tiny_factory(dataset: str, ngf: int, n_sigmas: int) -> nn.Module:
     return TinyScore(d["channels"], ngf, n_sigmas, d["image_size"])
 
 
+
+class Crash(KeyboardInterrupt):
+    """What crashing_factory's network raises: an interruption, as Ctrl-C would be."""
+
+
+def crashing_factory(after_steps: int):
+    """tiny_factory's network, which dies (raises Crash) in the training step after
+    ``after_steps``; evaluation passes (sampling, test loss) do not count."""
+    def factory(*a, **kw):
+        net = tiny_factory(*a, **kw)
+        calls, forward = [0], net.forward
+
+        def dying(x, labels):
+            if net.training:
+                calls[0] += 1
+                if calls[0] > after_steps:
+                    raise Crash("killed")
+            return forward(x, labels)
+
+        net.forward = dying
+        return net
+    return factory
+
+
 def write_fake_mnist(root, n_train: int = 256, n_test: int = 64, seed: int = 0) -> Path:
     """Random 28x28 digits-like images in MNIST's IDX format under ``root/MNIST/raw``
     (torchvision reads the uncompressed files there without downloading)."""

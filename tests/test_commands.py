@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
+from image_train_helpers import crashing_factory, tiny_factory, write_fake_mnist  # noqa: E402
 
 from ncsn_edu import benchmark  # noqa: E402
 from ncsn_edu import evaluate_images as ev  # noqa: E402
@@ -310,22 +310,6 @@ class StubTensorBoard:
         self.module.SummaryWriter = SummaryWriter
 
 
-def _crash_after(steps):
-    def factory(*a, **kw):
-        net = tiny_factory(*a, **kw)
-        forward, calls = net.forward, [0]
-
-        def dying(x, labels):
-            calls[0] += net.training
-            if calls[0] > steps:
-                raise KeyboardInterrupt("killed")
-            return forward(x, labels)
-
-        net.forward = dying
-        return net
-    return factory
-
-
 def test_tensorboard_events_after_the_checkpoint_are_purged_on_resume(mnist_root, tmp_path, monkeypatch):
     # Catches: resuming without purge_step (TensorBoard would show two curves after the
     # checkpoint), or a purge step one off (losing the checkpoint's own point, or keeping
@@ -335,7 +319,7 @@ def test_tensorboard_events_after_the_checkpoint_are_purged_on_resume(mnist_root
     out = tmp_path / "run"
     args = tiny_args(mnist_root, out, "--n-iters", "10", "--ckpt-every", "4", "--log-every", "2", "--tensorboard", "on")
     with pytest.raises(KeyboardInterrupt):
-        ti.main(args, model_factory=_crash_after(7))
+        ti.main(args, model_factory=crashing_factory(7))
     logdir = str(out / "tensorboard")
     assert tb.opened == [(logdir, None)] and max(s for s, _, _ in tb.events[logdir]) == 6
     assert ti.main(args, model_factory=tiny_factory) == 0

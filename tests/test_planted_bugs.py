@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
+from image_train_helpers import Crash, crashing_factory, tiny_factory, write_fake_mnist  # noqa: E402
 
 from ncsn_edu import sample_images as si  # noqa: E402
 from ncsn_edu import train_images as ti  # noqa: E402
@@ -185,29 +185,6 @@ def _metric_rows(path):
     return rows
 
 
-class _Crash(KeyboardInterrupt):
-    pass
-
-
-def _crashing_factory(after_steps):
-    """tiny_factory's network, which dies in the training step after ``after_steps``."""
-    def factory(*a, **kw):
-        net = tiny_factory(*a, **kw)
-        calls = [0]
-        forward = net.forward
-
-        def dying(x, labels):
-            if net.training:
-                calls[0] += 1
-                if calls[0] > after_steps:
-                    raise _Crash("killed")
-            return forward(x, labels)
-
-        net.forward = dying
-        return net
-    return factory
-
-
 def test_resume_from_an_earlier_checkpoint_drops_the_rows_logged_after_it(tmp_path):
     # Catches: resuming without dropping the metrics.csv rows logged after the checkpoint
     # it resumes from (they are logged again by the resumed run: duplicates, or stale
@@ -222,8 +199,8 @@ def test_resume_from_an_earlier_checkpoint_drops_the_rows_logged_after_it(tmp_pa
                 "--sample-every", "1000", "--sample-n", "1", "--sample-steps-each", "1", "--no-progress"]
 
     assert ti.main(cli(tmp_path / "clean"), model_factory=tiny_factory) == 0
-    with pytest.raises(_Crash):
-        ti.main(cli(tmp_path / "crashed"), model_factory=_crashing_factory(10))
+    with pytest.raises(Crash):
+        ti.main(cli(tmp_path / "crashed"), model_factory=crashing_factory(10))
     crashed = _metric_rows(tmp_path / "crashed" / "metrics.csv")
     assert max(s for s, _ in crashed) == 9  # rows after the step-8 checkpoint exist
     assert ti.main(cli(tmp_path / "crashed"), model_factory=tiny_factory) == 0
