@@ -1,0 +1,160 @@
+"""Live figures: the toy chapters' mathematics running in the reader's browser.
+
+A live figure is a piece of HTML that carries everything it needs: the JavaScript library
+(``ncsn_edu/live_js/core.js`` and the figure's kind, ``live_js/<kind>.js``), the figure's
+settings as JSON (mixtures, noise levels, the weights of the network the chapter trained), and
+a static picture that shows where scripts do not run (JavaScript off, a PDF). Nothing is
+fetched, so a page works over http, from ``file://`` and offline. The same HTML is the output
+of a Jupyter or Colab cell (where each output carries its own copy of the script) and a part of
+the built book.
+
+The JavaScript computes exactly what this package computes, under the same names
+(``sigma``, ``sigmas``, ``eps``, ``step_size``, ``n_steps_each``, the ``"paper"`` and ``"code"``
+step conventions); ``tests/test_live.py`` checks it in headless Chromium against the package.
+Introduced in chapter 1 (scores and Langevin dynamics).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import uuid
+from importlib import resources
+
+import numpy as np
+import torch
+
+#: Figure kinds with a script of their own in ``live_js`` (core.js is always included).
+KINDS = ("langevin",)
+
+
+def library_js(kinds=()) -> str:
+    """The JavaScript of the core library followed by the scripts of ``kinds``."""
+    folder = resources.files("ncsn_edu").joinpath("live_js")
+    parts = [folder.joinpath("core.js").read_text(encoding="utf-8")]
+    for kind in kinds:
+        if not (folder / f"{kind}.js").is_file():
+            raise ValueError(f"no live figure kind {kind!r} (ncsn_edu/live_js/{kind}.js)")
+        parts.append(folder.joinpath(f"{kind}.js").read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+def encode_array(values, dtype: str = "float32") -> dict:
+    """A tensor or array as little-endian ``float32`` (or ``float16``) bytes in base64, the form
+    the page decodes (``NCSNLive.decode``)."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError("dtype must be 'float32' or 'float16'")
+    arr = torch.as_tensor(values).detach().cpu().numpy().astype("<f4" if dtype == "float32" else "<f2")
+    data = base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
+    return {"dtype": dtype, "shape": list(arr.shape), "data": data}
+
+
+def _linear(lin, dtype):
+    return {"in": lin.in_features, "out": lin.out_features,
+            "weight": encode_array(lin.weight, dtype), "bias": encode_array(lin.bias, dtype)}
+
+
+def export_network(model, dtype: str = "float32") -> dict:
+    """The weights of a toy score network as JSON-ready settings for the page.
+
+    ``model`` is a :class:`ncsn_edu.toy_nets.ScoreMLP` or
+    :class:`ncsn_edu.toy_nets.ConditionalScoreMLP` (2-D input); the page runs the same forward
+    pass (``NCSNLive.Network``). ``dtype="float16"`` halves the size for figures that carry many
+    networks (the page then runs the float16-rounded weights).
+    """
+    from .toy_nets import ConditionalScoreMLP, ScoreMLP
+
+    if isinstance(model, ScoreMLP):
+        mods = list(model.net)
+        linears = [m for m in mods if isinstance(m, torch.nn.Linear)]
+        acts = [m for m in mods if not isinstance(m, torch.nn.Linear)]
+        if not all(isinstance(a, torch.nn.Softplus) and a.beta == 1 and a.threshold == 20 for a in acts):
+            raise ValueError("only softplus ScoreMLPs (beta 1, threshold 20) can run in the page")
+        if linears[0].in_features != 2:
+            raise ValueError("live figures are two-dimensional: the network must take 2-D points")
+        return {"type": "mlp", "dim": 2, "linears": [_linear(m, dtype) for m in linears[:-1]],
+                "out": _linear(linears[-1], dtype)}
+    if isinstance(model, ConditionalScoreMLP):
+        if model.linears[0].in_features != 2:
+            raise ValueError("live figures are two-dimensional: the network must take 2-D points")
+        spec = {"type": "cond_mlp", "dim": 2, "condition": model.condition, "scale_output": model.scale_output,
+                "hidden": model.hidden, "n_hidden": model.n_hidden, "sigmas": model.sigmas.tolist(),
+                "linears": [_linear(m, dtype) for m in model.linears], "out": _linear(model.out, dtype)}
+        if model.condition == "level":
+            spec["embed"] = {"table": encode_array(model.embed.weight, dtype)}
+        else:
+            spec["embed"] = {"linears": [_linear(model.embed[0], dtype), _linear(model.embed[2], dtype)]}
+        return spec
+    raise TypeError(f"cannot export {type(model).__name__}: only ScoreMLP and ConditionalScoreMLP run in the page")
+
+
+def mixture_config(mixture) -> dict:
+    """A 2-D :class:`ncsn_edu.distributions.GaussianMixture` as settings for the page."""
+    if mixture.dim != 2:
+        raise ValueError("live figures are two-dimensional")
+    return {"means": mixture.means.tolist(), "stds": mixture.stds.tolist(), "weights": mixture.weights.tolist()}
+
+
+def _png(fig, dpi: int) -> bytes:
+    import matplotlib.pyplot as plt
+
+    if isinstance(fig, (bytes, bytearray)):
+        return bytes(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+class LiveFigure:
+    """A live figure of kind ``kind`` with settings ``config`` (JSON-serialisable).
+
+    ``fallback`` (a matplotlib figure or PNG bytes) is shown where scripts do not run, and is
+    hidden by the script once the live figure is built. Display it as a cell's last expression.
+    The root element carries ``data-ncsn-live`` and, once mounted, a ``state()`` method that
+    returns the figure's settings and current points as JSON.
+    Introduced in chapter 1 (scores and Langevin dynamics).
+    """
+
+    def __init__(self, kind: str, config: dict, fallback=None, title: str = "", dpi: int = 60):
+        library_js([kind])  # an unknown kind fails here, not in the reader's browser
+        self.kind, self.config, self.title = kind, dict(config, kind=kind), title
+        self.fallback = None if fallback is None else _png(fallback, dpi)
+        self.uid = "ncsn-live-" + uuid.uuid4().hex[:12]
+
+    def _repr_html_(self) -> str:
+        uid = self.uid
+        # JSON inside <script>: "</" would end the element early.
+        config = json.dumps(self.config, separators=(",", ":")).replace("</", "<\\/")
+        script = library_js([self.kind]).replace("</script", "<\\/script")
+        title = f'<div class="ncsn-live-title">{html.escape(self.title)}</div>' if self.title else ""
+        fallback = ""
+        if self.fallback is not None:
+            src = "data:image/png;base64," + base64.b64encode(self.fallback).decode("ascii")
+            alt = html.escape(self.title or f"static picture of the {self.kind} figure")
+            fallback = f'<img class="ncsn-live-fallback" src="{src}" alt="{alt}" style="max-width: 100%">'
+        return f"""<div class="ncsn-live" id="{uid}" data-ncsn-live="{html.escape(self.kind)}">
+{title}{fallback}
+<div class="ncsn-live-ui" style="display: none"></div>
+<script type="application/json" class="ncsn-live-config">{config}</script>
+<script>{script}
+NCSNLive.mount("{uid}");</script>
+</div>"""
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/html": self._repr_html_(), "text/plain": f"<live figure: {self.kind}>"}
+
+
+def langevin_figure(mixture, lim: float = 8.0, n: int = 1280, step_size: float = 0.1, n_steps: int = 1000,
+                    seed: int = 0, step_max: float = 3.9, fallback=None, title: str = "") -> LiveFigure:
+    """Plain Langevin dynamics on a 2-D mixture with its exact score, live: a continuous step size,
+    a steps control, chains that start where the reader clicks, and the fraction in each mode and
+    the spread around the modes printed against the weights and the stationary variance
+    ``v / (1 - eps / (4 v))``. Introduced in chapter 1 (scores and Langevin dynamics)."""
+    if n < 1 or n_steps < 1 or step_size <= 0 or lim <= 0:
+        raise ValueError("n and n_steps must be at least 1, step_size and lim positive")
+    cfg = {"mixture": mixture_config(mixture), "lim": lim, "n": n, "step_size": step_size, "n_steps": n_steps,
+           "seed": seed, "step_min": 1e-3, "step_max": step_max, "steps_max": 20000}
+    return LiveFigure("langevin", cfg, fallback=fallback, title=title)
