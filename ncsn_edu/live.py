@@ -26,10 +26,6 @@ from importlib import resources
 import numpy as np
 import torch
 
-#: Figure kinds with a script of their own in ``live_js`` (core.js is always included).
-KINDS = ("langevin",)
-
-
 def library_js(kinds=()) -> str:
     """The JavaScript of the core library followed by the scripts of ``kinds``."""
     folder = resources.files("ncsn_edu").joinpath("live_js")
