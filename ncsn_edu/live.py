@@ -26,6 +26,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+
 def library_js(kinds=()) -> str:
     """The JavaScript of the core library followed by the scripts of ``kinds``."""
     folder = resources.files("ncsn_edu").joinpath("live_js")
