@@ -155,3 +155,27 @@ def langevin_figure(mixture, lim: float = 8.0, n: int = 1280, step_size: float =
     cfg = {"mixture": mixture_config(mixture), "lim": lim, "n": n, "step_size": step_size, "n_steps": n_steps,
            "seed": seed, "step_min": 1e-3, "step_max": step_max, "steps_max": 20000}
     return LiveFigure("langevin", cfg, fallback=fallback, title=title)
+
+
+def mixing_figure(mixture, sigmas, heavy: int = 1, lim: float = 8.0, n: int = 1280, step_size: float = 0.1,
+                  n_steps: int = 1000, eps: float = 0.1, n_steps_each: int = 100, convention: str = "code",
+                  seed: int = 0, fallback=None, title: str = "") -> LiveFigure:
+    """The paper's Figure 3, live: plain Langevin (``step_size``, ``n_steps``) and annealed Langevin
+    (``sigmas``, ``eps``, ``n_steps_each``, the paper's step; exact annealed scores in the
+    ``convention`` of :func:`ncsn_edu.distributions.annealed_score_fn`) side by side from the same
+    uniform starts on a two-mode ``mixture``, with a slider for the weight of mode ``heavy`` and the
+    fraction of chains nearest to that mode printed against the weight and each level's equilibrium.
+    Introduced in chapter 7 (slow mixing)."""
+    sig = [float(s) for s in torch.as_tensor(sigmas).flatten().tolist()]
+    if mixture.means.shape[0] != 2 or heavy not in (0, 1):
+        raise ValueError("the mixing figure needs a two-component mixture and heavy in {0, 1}")
+    if not sig or any(s <= 0 for s in sig) or any(b > a for a, b in zip(sig, sig[1:])):
+        raise ValueError("sigmas must be positive, largest first")
+    if convention not in ("code", "perturbed"):
+        raise ValueError("convention must be 'code' or 'perturbed'")
+    if n < 1 or n_steps < 1 or n_steps_each < 1 or step_size <= 0 or eps <= 0:
+        raise ValueError("n, n_steps and n_steps_each must be at least 1; step_size and eps positive")
+    cfg = {"mixture": mixture_config(mixture), "heavy": heavy, "lim": lim, "n": n, "step_size": step_size,
+           "n_steps": n_steps, "sigmas": sig, "eps": eps, "n_steps_each": n_steps_each, "convention": convention,
+           "seed": seed, "steps_max": 10000}
+    return LiveFigure("mixing", cfg, fallback=fallback, title=title)
