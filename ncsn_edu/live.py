@@ -179,3 +179,44 @@ def mixing_figure(mixture, sigmas, heavy: int = 1, lim: float = 8.0, n: int = 12
            "n_steps": n_steps, "sigmas": sig, "eps": eps, "n_steps_each": n_steps_each, "convention": convention,
            "seed": seed, "steps_max": 10000}
     return LiveFigure("mixing", cfg, fallback=fallback, title=title)
+
+
+def _conditional(model):
+    from .toy_nets import ConditionalScoreMLP
+
+    if not isinstance(model, ConditionalScoreMLP):
+        raise TypeError("the NCSN figures need a ConditionalScoreMLP (ncsn_edu.training.train_toy_ncsn makes one)")
+    return export_network(model)
+
+
+def ncsn_field_figure(model, mixture, lim: float = 8.0, level: int | None = None, fallback=None,
+                      title: str = "") -> LiveFigure:
+    """A trained toy NCSN (:class:`ncsn_edu.toy_nets.ConditionalScoreMLP`) running in the page,
+    against the exact perturbed score: a continuous sigma slider over the trained range, the
+    network at the nearest trained level, the error between them printed, and a click reading
+    both scores at a point. Introduced in chapter 8 (noise-conditional networks)."""
+    spec = _conditional(model)
+    if level is not None and not 0 <= level < len(spec["sigmas"]):
+        raise ValueError(f"level must lie in 0..{len(spec['sigmas']) - 1}")
+    cfg = {"mixture": mixture_config(mixture), "network": spec, "lim": lim,
+           "level": len(spec["sigmas"]) - 1 if level is None else level}
+    return LiveFigure("ncsn_field", cfg, fallback=fallback, title=title)
+
+
+def ncsn_sampler_figure(model, mixture, lim: float = 8.0, n: int = 1280, eps: float = 0.1,
+                        n_steps_each: int = 100, convention: str = "paper", score: str = "network", heavy: int = 1,
+                        seed: int = 0, fallback=None, title: str = "") -> LiveFigure:
+    """Annealed Langevin dynamics (Algorithm 1) in the page with a trained toy NCSN or the exact
+    perturbed scores: controls for L, T (``n_steps_each``), ``eps`` and the step ``convention``
+    (as :func:`ncsn_edu.sampling.annealed_langevin_dynamics`), chains that start where the
+    reader clicks, and the fraction nearest to mode ``heavy`` printed against its weight.
+    Introduced in chapter 9 (annealed Langevin dynamics)."""
+    spec = _conditional(model)
+    if convention not in ("paper", "code") or score not in ("network", "exact"):
+        raise ValueError("convention must be 'paper' or 'code', score 'network' or 'exact'")
+    if n < 1 or n_steps_each < 1 or eps <= 0 or not 0 <= heavy < mixture.means.shape[0]:
+        raise ValueError("n and n_steps_each must be at least 1, eps positive, heavy a component index")
+    cfg = {"mixture": mixture_config(mixture), "network": spec, "lim": lim, "n": n, "eps": eps,
+           "n_steps_each": n_steps_each, "convention": convention, "score": score, "heavy": heavy,
+           "target": float(mixture.weights[heavy]), "seed": seed}
+    return LiveFigure("ncsn_sampler", cfg, fallback=fallback, title=title)

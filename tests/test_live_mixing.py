@@ -26,7 +26,7 @@ SIGMAS = geometric_sigmas(20.0, 1.0, 10)
 def test_level_equilibrium_matches_the_package(page, convention):  # noqa: F811
     for w in (0.8, 0.3):
         mix = GaussianMixture([[-5.0, -5.0], [5.0, 5.0]], [1.0, 1.0], [1 - w, w], dtype=torch.float64)
-        got = js(page, "var m = new L.Mixture(a0); return a1.map(function (s) { return L.sideFraction(m, 1, s, a2); });",
+        got = js(page, "var m = new L.Mixture(a0); return a1.map(function (s) { return L.sideFraction(m, 1, s, a2); })",
                  live.mixture_config(mix), SIGMAS.tolist(), convention)
         want = equilibrium_side_fraction(mix, SIGMAS, convention)
         assert torch.allclose(torch.tensor(got, dtype=torch.float64), want, atol=1e-6), (w, convention)

@@ -562,6 +562,7 @@
       input.setAttribute("aria-valuetext", fmt(v));
     }
     input.addEventListener("input", function () { show(); if (opts.onchange) opts.onchange(ctl.get()); });
+    input.ncsnControl = ctl;  // set a value (not a position) from outside: input.ncsnControl.set(v), then an input event
     ctl.set(opts.value);
     return ctl;
   };
