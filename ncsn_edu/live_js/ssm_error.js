@@ -240,27 +240,30 @@
     function atPackageThreshold() { return Math.abs(lowFraction() / cfg.low_fraction - 1) < 1e-6; }
     function report() {
       var k = shown, e = cache[k], lines = [], pk = cfg.package[k];
-      lines.push("training step " + steps[k] + " (" + (k + 1) + " of " + steps.length + " saved), " + cfg.dtype + " weights");
+      lines.push("training step " + steps[k] + " (" + (k + 1) + " of " + steps.length + " saved)");
+      lines.push("the network's " + cfg.dtype + " weights, in this page");
       if (!e || e.done < N) {
-        lines.push("computing the " + N + " \u00d7 " + N + " error map: " + Math.round(100 * (e ? e.done : 0) / N) + "%");
+        lines.push("computing the error map: " + Math.round(100 * (e ? e.done : 0) / N) + "%");
         stats.textContent = lines.join("\n");
         return;
       }
       var st = liveStats(), same = atPackageThreshold();
-      function row(name, a, b) { return (name + "                              ").slice(0, 26) + pad(L.fmt(a), 8) + "  " + pad(b, 9); }
-      lines.push("error map: " + M + " network evaluations in " + Math.round(e.ms) + " ms");
-      lines.push("                              live    package");
-      lines.push(row("density-weighted error", st.weighted_error, L.fmt(pk.weighted_error)));
-      lines.push(row("mean error, high density", st.high_density_error, same ? L.fmt(pk.high_density_error) : "(" + cfg.low_fraction + ")"));
-      lines.push(row("mean error, low density", st.low_density_error, same ? L.fmt(pk.low_density_error) : "(" + cfg.low_fraction + ")"));
-      lines.push(row("ratio low / weighted", st.ratio, same ? L.fmt(pk.ratio) : ""));
-      lines.push("low density: p < " + lowFraction().toPrecision(2) + " \u00d7 peak, " + (100 * st.low_share).toFixed(1) + "% of the grid");
+      function row(name, a, b) { return (name + "                      ").slice(0, 21) + pad(L.fmt(a), 8) + pad(b, 10); }
+      lines.push("error map: " + M + " points in " + Math.round(e.ms) + " ms");
+      lines.push("                         live   package");
+      lines.push(row("weighted error", st.weighted_error, L.fmt(pk.weighted_error)));
+      lines.push(row("high-density error", st.high_density_error, same ? L.fmt(pk.high_density_error) : "-"));
+      lines.push(row("low-density error", st.low_density_error, same ? L.fmt(pk.low_density_error) : "-"));
+      lines.push(row("ratio low / weighted", st.ratio, same ? L.fmt(pk.ratio) : "-"));
+      if (!same) lines.push("(the package's split: p < " + cfg.low_fraction + " \u00d7 peak)");
+      lines.push("low density: p < " + lowFraction().toPrecision(2) + " \u00d7 peak,");
+      lines.push("  " + (100 * st.low_share).toFixed(1) + "% of the grid");
       lines.push("");
       lines.push("where the error lives, by |x\u2081 + x\u2082|:");
-      lines.push("band       points  rel. error  mean cos  mean error");
+      lines.push("band    points rel.err    cos  mean err");
       st.bands.forEach(function (b) {
-        lines.push(("[" + b.lo + ", " + b.hi + ")         ").slice(0, 9) + pad(b.n, 8) + pad(L.fmt(b.relative_error), 12) +
-          pad(L.fmt(b.mean_cosine), 10) + pad(L.fmt(b.mean_error), 12));
+        lines.push(("[" + b.lo + ", " + b.hi + ")         ").slice(0, 7) + pad(b.n, 7) + pad(L.fmt(b.relative_error), 8) +
+          pad(L.fmt(b.mean_cosine), 7) + pad(L.fmt(b.mean_error), 10));
       });
       stats.textContent = lines.join("\n");
     }
@@ -275,8 +278,9 @@
         "at x = (" + L.fmt(r.x, 2) + ", " + L.fmt(r.y, 2) + "), step " + steps[shown] + ":",
         "learned s\u03b8(x)  = (" + L.fmt(s[0]) + ", " + L.fmt(s[1]) + ")",
         "exact \u2207log p(x) = (" + L.fmt(t[0]) + ", " + L.fmt(t[1]) + ")",
-        "error \u2016s\u03b8 \u2212 \u2207log p\u2016 = " + L.fmt(err) + ",  relative " + L.fmt(r.relative_error),
-        "cosine " + L.fmt(r.cosine) + ",  p(x) / peak = " + r.density_ratio.toExponential(2) +
+        "error \u2016s\u03b8 \u2212 \u2207log p\u2016 = " + L.fmt(err),
+        "relative error " + L.fmt(r.relative_error) + ", cosine " + L.fmt(r.cosine),
+        "p(x) / peak = " + r.density_ratio.toExponential(2) +
           (r.density_ratio >= lowFraction() ? " (high density)" : " (low density)")
       ].join("\n");
       return r;
