@@ -220,3 +220,49 @@ def ncsn_sampler_figure(model, mixture, lim: float = 8.0, n: int = 1280, eps: fl
            "n_steps_each": n_steps_each, "convention": convention, "score": score, "heavy": heavy,
            "target": float(mixture.weights[heavy]), "seed": seed}
     return LiveFigure("ncsn_sampler", cfg, fallback=fallback, title=title)
+
+
+#: The bands of |x1 + x2| in which the chapter 6 figure splits the error (issue 23).
+SSM_ERROR_BANDS = (0, 1, 2, 4, 8, 17)
+
+
+def ssm_error_figure(result: dict, mixture=None, steps=None, lim: float = 8.0, n: int = 100,
+                     low_fraction: float = 1e-3, stats: dict | None = None, dtype: str = "float16",
+                     fallback=None, title: str = "") -> LiveFigure:
+    """The sliced-score-matching network of Figure 2 at each saved training step, live: the page
+    runs every snapshot of ``result`` (:func:`ncsn_edu.low_density_experiment.load_result`,
+    exported with ``dtype``, float16 by default since the page carries all of them), draws its
+    field against the exact score of ``mixture`` and computes the error map
+    ``log10 ||s_theta - grad log p||`` on the ``n x n`` grid of
+    :func:`~ncsn_edu.low_density_experiment.score_error_stats`, with the region
+    ``p >= low_fraction * max p`` outlined. It prints the weighted, high- and low-density errors
+    against the package's ``score_error_stats`` for that step (``stats``: ``{step: stats}``,
+    computed here when not given), the error by bands of ``|x1 + x2|`` (:data:`SSM_ERROR_BANDS`),
+    and, where the reader clicks, the learned and exact score, the error, the relative error,
+    the cosine and the density relative to the peak.
+    Introduced in chapter 6 (low-density scores)."""
+    from .distributions import GaussianMixture
+    from .low_density_experiment import model_at, score_error_stats
+
+    mixture = mixture or GaussianMixture.paper_toy()
+    saved = sorted(int(s) for s in result["snapshots"])
+    steps = saved if steps is None else [int(s) for s in steps]
+    if not steps or any(s not in saved for s in steps):
+        raise ValueError(f"steps must be saved training steps, some of {saved}")
+    if lim <= 0 or n < 2 or not 0 < low_fraction < 1:
+        raise ValueError("lim must be positive, n at least 2 and low_fraction in (0, 1)")
+    if dtype not in ("float32", "float16"):
+        raise ValueError("dtype must be 'float32' or 'float16'")
+    models = {s: model_at(result, s) for s in steps}
+    stats = dict(stats or {})
+    keys = ("weighted_error", "high_density_error", "low_density_error", "ratio")
+    package = []
+    for s in steps:
+        st = stats.get(s)
+        if st is None or st.get("low_fraction", low_fraction) != low_fraction or st["error"].shape != (n, n):
+            st = score_error_stats(models[s], mixture, lim=lim, n=n, low_fraction=low_fraction)
+        package.append({k: float(st[k]) for k in keys})
+    cfg = {"mixture": mixture_config(mixture), "lim": lim, "n": n, "arrows": 20, "low_fraction": low_fraction,
+           "steps": steps, "networks": [export_network(models[s], dtype) for s in steps], "package": package,
+           "initial": len(steps) - 1, "bands": list(SSM_ERROR_BANDS), "vmin": -2, "vmax": 2, "dtype": dtype}
+    return LiveFigure("ssm_error", cfg, fallback=fallback, title=title)
