@@ -3,11 +3,12 @@ figure HTML (always), and on every page of the built book that has one (after ``
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from live_checks import check_live_figures, live_browser
+from live_checks import check_live_figures, console_errors, live_browser, outside_requests
 
 from ncsn_edu import live
 from ncsn_edu.distributions import GaussianMixture
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILT_PAGES = sorted((ROOT / "_build" / "html" / "book").glob("*.html"))
+SITE_PAGES = sorted((ROOT / "_build" / "html").glob("*.html")) + BUILT_PAGES
 LIVE_PAGES = [p for p in BUILT_PAGES if "data-ncsn-live" in p.read_text()]
 #: The toy chapters, which must each have a live figure once the book is built.
 TOY_CHAPTERS = ["01_scores_and_langevin", "04_denoising_score_matching", "06_low_density_scores",
@@ -66,3 +68,13 @@ def test_every_toy_chapter_has_a_live_figure():
 @pytest.mark.parametrize("page", LIVE_PAGES, ids=lambda p: p.name)
 def test_every_live_figure_in_the_built_book_responds(drv, page):
     check_live_figures(drv, page.as_uri())
+
+
+@pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
+@pytest.mark.parametrize("page", SITE_PAGES, ids=lambda p: p.name)
+def test_no_page_logs_a_console_error_or_asks_the_network(drv, page):
+    drv.get_log("browser")
+    drv.get(page.as_uri())
+    time.sleep(0.5)  # deferred and async scripts (MathJax, the theme's) run after load
+    assert not console_errors(drv), f"{page.name}: console errors {console_errors(drv)}"
+    assert not outside_requests(drv), f"{page.name}: requests outside the site {outside_requests(drv)}"
