@@ -7,7 +7,8 @@ Modules are named for what they hold, grouped by role:
   (score matching objectives), ``gaussian_models``, ``closed_forms`` and
   ``annealing_theory`` (closed-form answers the chapters measure against), ``noise_scales``
   (noise in D dimensions), ``schedules`` (noise levels), ``sampling`` (Langevin samplers),
-  ``toy_nets``, ``training`` (toy training loops), ``toy_metrics``.
+  ``toy_nets``, ``training`` (toy training loops), ``toy_metrics``, ``gradient_noise`` (the
+  variance of a random loss's gradient with respect to the parameters).
 * Image library (Part IV, capstone): ``refinenet`` (the paper's network), ``resnet_score``
   (Figure 1's ResScore), ``inpainting`` (Algorithm 2), ``data`` (MNIST, CIFAR-10, any image
   folder), ``presets`` (settings and named presets), ``seeding``, ``devices``,

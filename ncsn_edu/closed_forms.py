@@ -5,6 +5,8 @@
 * :func:`sliced_estimator_variances` and :func:`vr_variance_gain`: the variance, over the
   projection, of the one-projection sliced score matching estimator at one point, in its
   plain and variance-reduced forms (chapter 3).
+* :func:`sliced_gradient_variances`: the variance, over the projection, of the *gradient with
+  respect to the parameters* of that estimator for a linear score (chapter 3).
 """
 
 from __future__ import annotations
@@ -77,3 +79,36 @@ def sliced_estimator_variances(score, jacobian):
     sym = 0.5 * (J + J.transpose(1, 2))
     vr = 2 * (sym**2).sum((1, 2))
     return vr + vr_variance_gain(s, J), vr
+
+
+def sliced_gradient_variances(A, b, x):
+    """Total variances ``(plain, vr)`` over ``v ~ N(0, I)`` of the gradient with respect to the
+    parameters ``(A, b)`` of the one-projection sliced score matching estimator, at each point
+    ``x``, for the linear score ``s(x) = A x + b`` (:class:`~ncsn_edu.gaussian_models.LinearScore`).
+    "Total" is the sum of the variances of all ``D^2 + D`` gradient entries (the trace of
+    their covariance).
+
+    The plain estimator ``v^T A v + 1/2 (v^T s)^2`` has the gradients ``v v^T + (v^T s) v x^T``
+    (for ``A``) and ``(v^T s) v`` (for ``b``); the VR one, ``v^T A v + 1/2 ||s||^2``, has
+    ``v v^T + s x^T`` and ``s``, whose only randomness is ``v v^T``. With Isserlis' theorem,
+    ``E ||v||^4 = D (D + 2)``, ``E[(v^T s)(v^T x) ||v||^2] = (D + 2) s^T x`` and
+    ``E[(v^T s)^2 ||v||^2] = (D + 2) ||s||^2``, which give
+
+    ``vr = D (D + 1)`` and ``plain = D (D + 1) + (D + 1) (2 s^T x + ||s||^2 (1 + ||x||^2))``.
+
+    ``x``: ``(N, D)`` or ``(D,)``. Returns two tensors of shape ``(N,)``.
+    Belongs to chapter 3 (sliced score matching).
+    """
+    A = torch.as_tensor(A)
+    b = torch.as_tensor(b, dtype=A.dtype)
+    x = torch.as_tensor(x, dtype=A.dtype)
+    if x.ndim == 1:
+        x = x[None]
+    D = A.shape[0]
+    if A.shape != (D, D) or b.shape != (D,) or x.ndim != 2 or x.shape[1] != D:
+        raise ValueError(f"need A (D, D), b (D,) and x (N, D); got {tuple(A.shape)}, {tuple(b.shape)}, "
+                         f"{tuple(x.shape)}")
+    s = x @ A.T + b
+    vr = torch.full((x.shape[0],), float(D * (D + 1)), dtype=A.dtype)
+    plain = vr + (D + 1) * (2 * (s * x).sum(1) + (s**2).sum(1) * (1 + (x**2).sum(1)))
+    return plain, vr
