@@ -141,6 +141,9 @@
       value: Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin),
       round: function (v) { return v <= sMin * (1 + 1e-9) ? 0 : v; },
       format: function (v) { return v === 0 ? "0" : v.toPrecision(3); }, onchange: schedule});
+    // positions 0..1000 in any steps (not only integers), so that the chapter's own values (3, 0.5) are shown exactly
+    sigCtl.input.step = "any";
+    sigCtl.set(Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin));
     var buttons = L.el("div", {"class": "ncsn-live-buttons"}, side);
     L.button(buttons, "\u03c3 = 0", function () { sigCtl.set(sMin); schedule(); });  // the left end is sigma = 0
     trained.forEach(function (s) { L.button(buttons, "\u03c3 = " + s, function () { sigCtl.set(s); schedule(); }); });
