@@ -253,14 +253,15 @@
         capP.textContent = "Along the diagonal x\u2081 = x\u2082 = t at \u03c3 = " + sci(sigma) +
           ": the density relative to its peak on the diagonal, and the probability of the heavy mode.";
       }
-      var lines = ["\u03c3 = " + sci(sigma) + "   component std \u221a(s\u2096\u00b2 + \u03c3\u00b2) = " +
-        r.stds.map(function (v) { return L.fmt(v, 3); }).join(", "),
+      var stds = r.stds.every(function (v) { return v === r.stds[0]; }) ? [r.stds[0]] : r.stds;
+      var lines = ["\u03c3 = " + sci(sigma) + ",  component std \u221a(s\u2096\u00b2 + \u03c3\u00b2): " +
+        stds.map(function (v) { return L.fmt(v, 3); }).join(", "),
         "q\u03c3(" + mid.join(", ") + ") / q\u03c3(" + modePt.join(", ") + ") = " + sci(r.ratio)];
       if (r.net) {
-        lines.push("network shown: trained at \u03c3 = " + r.net.sigma + " (trained: " + trained.join(", ") + ")");
-        lines.push("mean |s\u03b8 \u2212 \u2207log q\u03c3| at \u03c3 = " + r.net.sigma + ": " + L.fmt(r.net.error, 3) +
-          "\n  (" + r.net.grid + "\u00d7" + r.net.grid + " grid over the plot, weighted by q at \u03c3 = " + r.net.sigma + ")");
-        if (isFinite(nets[r.j].sampleError)) lines.push("  the chapter's table, on noisy samples: " + L.fmt(nets[r.j].sampleError, 3));
+        lines.push("network: trained at \u03c3 = " + r.net.sigma + " (of " + trained.join(", ") + ")");
+        lines.push("mean |s\u03b8 \u2212 \u2207log q\u03c3| at \u03c3 = " + r.net.sigma + ": " + L.fmt(r.net.error, 3));
+        lines.push("  (" + r.net.grid + "\u00d7" + r.net.grid + " grid, weighted by q at \u03c3 = " + r.net.sigma + ")");
+        if (isFinite(nets[r.j].sampleError)) lines.push("  chapter's table (noisy samples): " + L.fmt(nets[r.j].sampleError, 3));
       }
       var ro = readout(r);
       if (ro) {
