@@ -123,6 +123,8 @@
     for (i = 0; i < nProfile; i++) { tAxis[i] = -lim + 2 * lim * i / (nProfile - 1); diag[2 * i] = diag[2 * i + 1] = tAxis[i]; }
     var clicked = null, pending = false, current = null, netCache = {};
 
+    // the controls above the plots, so that on a phone the slider and the first plot are on screen together
+    var top = L.el("div", {}, ui);
     var panels = L.el("div", {"class": "ncsn-live-row"}, ui);
     var cq = L.canvas(panels, 420, 362, "q_\u03c3");
     var vq = new L.View(cq, lim, {right: 62});
@@ -137,17 +139,17 @@
     var plot = nets.length ? new Plot(cp, [-lim, lim], [-10, 10]) : new Plot(cp, [-lim, lim], [0, 1.02]);
     var capP = cp.nextSibling;
     var side = L.el("div", {"class": "ncsn-live-side"}, panels);
-    var sigCtl = L.slider(side, {label: "noise level \u03c3", name: "sigma", log: true, min: sMin, max: sMax,
+    var sigCtl = L.slider(top, {label: "noise level \u03c3", name: "sigma", log: true, min: sMin, max: sMax,
       value: Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin),
       round: function (v) { return v <= sMin * (1 + 1e-9) ? 0 : v; },
       format: function (v) { return v === 0 ? "0" : v.toPrecision(3); }, onchange: schedule});
     // positions 0..1000 in any steps (not only integers), so that the chapter's own values (3, 0.5) are shown exactly
     sigCtl.input.step = "any";
     sigCtl.set(Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin));
-    var buttons = L.el("div", {"class": "ncsn-live-buttons"}, side);
+    var buttons = L.el("div", {"class": "ncsn-live-buttons"}, top);
     L.button(buttons, "\u03c3 = 0", function () { sigCtl.set(sMin); schedule(); });  // the left end is sigma = 0
     trained.forEach(function (s) { L.button(buttons, "\u03c3 = " + s, function () { sigCtl.set(s); schedule(); }); });
-    L.el("p", {"class": "ncsn-live-hint"}, side, "Drag \u03c3 (the left end is \u03c3 = 0, no noise; arrow keys move it " +
+    L.el("p", {"class": "ncsn-live-hint"}, top, "Drag \u03c3 (the left end is \u03c3 = 0, no noise; arrow keys move it " +
       "too). Click a plot to read the values at that point; the dotted line marks it on the diagonal.");
     var stats = L.el("pre", {"class": "ncsn-live-stats", "aria-live": "polite"}, side);
 
