@@ -166,9 +166,14 @@ def test_clicking_reads_the_network_and_the_exact_score_there(drv, tmp_path):
 @pytest.mark.parametrize("with_networks", [False, True])
 def test_slider_and_click_change_the_picture(drv, tmp_path, with_networks):
     mix = GaussianMixture.paper_toy()
-    fig = live.perturbed_figure(mix, networks=dsm_like_nets() if with_networks else None)
+    import matplotlib.pyplot as plt
+
+    static, ax = plt.subplots(figsize=(1, 1))
+    fig = live.perturbed_figure(mix, networks=dsm_like_nets() if with_networks else None, fallback=static)
     uid = show(drv, tmp_path, fig)
-    assert drv.execute_script(f"return document.getElementById('{uid}').querySelector('.ncsn-live-fallback')") is None
+    # the static picture is in the page and hidden once the live figure is built
+    assert drv.execute_script(f"return document.getElementById('{uid}').querySelector('.ncsn-live-fallback')"
+                              ".style.display") == "none"
     first = pictures(drv, uid)
     move_slider(drv, uid, 613)  # sigma = 1.06, on no grid of the chapters
     moved = pictures(drv, uid)

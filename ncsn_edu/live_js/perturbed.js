@@ -121,7 +121,7 @@
     var trained = nets.map(function (e) { return e.sigma; });
     var nProfile = 201, tAxis = new Float64Array(nProfile), diag = new Float64Array(2 * nProfile), i;
     for (i = 0; i < nProfile; i++) { tAxis[i] = -lim + 2 * lim * i / (nProfile - 1); diag[2 * i] = diag[2 * i + 1] = tAxis[i]; }
-    var clicked = null, pending = false, current = null, netCache = {};
+    var clicked = null, pending = false, current = null, netCache = {}, drawnNet = null;
 
     // the controls above the plots, so that on a phone the slider and the first plot are on screen together
     var top = L.el("div", {}, ui);
@@ -229,11 +229,15 @@
       capQ.textContent = "q\u03c3 at \u03c3 = " + sci(sigma) + " (shading, relative to its peak) and its exact score \u2207log q\u03c3 (arrows, length \u221d log(1 + |score|))";
       if (nets.length) {
         var e = nets[r.j], st = e.sigma;
-        shade(vn, st);
-        vn.arrows(function (p, m) { return mix.score(p, m, null, st); }, 20, "rgba(214,39,40,0.75)", 1.2);
-        vn.arrows(function (p, m) { return e.net.forward(p, m); }, 20, "rgba(0,0,0,0.9)");
-        vn.axes();
-        if (clicked) cross(vn, clicked, "#ff7f0e");
+        var netKey = r.j + ":" + (clicked ? clicked.join(",") : "");
+        if (netKey !== drawnNet) {  // the network panel changes only with the trained sigma shown and the click
+          shade(vn, st);
+          vn.arrows(function (p, m) { return mix.score(p, m, null, st); }, 20, "rgba(214,39,40,0.75)", 1.2);
+          vn.arrows(function (p, m) { return e.net.forward(p, m); }, 20, "rgba(0,0,0,0.9)");
+          vn.axes();
+          if (clicked) cross(vn, clicked, "#ff7f0e");
+          drawnNet = netKey;
+        }
         capN.textContent = "The network trained by DSM at \u03c3 = " + st + " (the trained \u03c3 nearest to " + sci(sigma) +
           "): learned score (black) against the exact \u2207log q\u03c3 at \u03c3 = " + st + " (red), over q at \u03c3 = " + st + ".";
         plot.frame("position t on the diagonal x\u2081 = x\u2082 = t", "first score component");
