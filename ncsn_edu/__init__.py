@@ -16,9 +16,11 @@ Modules are named for what they hold, grouped by role:
 * Experiments that make the book's committed results: ``low_density_experiment``
   (Figure 2), ``manifold_experiment`` (Figure 1), ``timing``.
 * Commands: ``train_images`` and ``train_cifar`` (training), ``sample_images`` (samples,
-  inpainting), ``evaluate_images`` (IS/FID, checkpoint selection), ``benchmark`` (speed).
-* Book plumbing: ``plotting``, ``sliders``, ``progress``, ``resources`` (where committed
-  results and data sets live).
+  inpainting), ``evaluate_images`` (IS/FID, checkpoint selection), ``benchmark`` (speed),
+  ``live_benchmark`` (the live figures' speed in a browser).
+* Book plumbing: ``plotting``, ``sliders`` (picture sliders), ``live`` (live figures: the
+  JavaScript in ``live_js/`` that runs the toy mathematics in the reader's browser),
+  ``progress``, ``resources`` (where committed results and data sets live).
 """
 
 __version__ = "0.1.0"

@@ -157,6 +157,117 @@ def langevin_figure(mixture, lim: float = 8.0, n: int = 1280, step_size: float =
     return LiveFigure("langevin", cfg, fallback=fallback, title=title)
 
 
+def mixing_figure(mixture, sigmas, heavy: int = 1, lim: float = 8.0, n: int = 1280, step_size: float = 0.1,
+                  n_steps: int = 1000, eps: float = 0.1, n_steps_each: int = 100, convention: str = "code",
+                  seed: int = 0, fallback=None, title: str = "") -> LiveFigure:
+    """The paper's Figure 3, live: plain Langevin (``step_size``, ``n_steps``) and annealed Langevin
+    (``sigmas``, ``eps``, ``n_steps_each``, the paper's step; exact annealed scores in the
+    ``convention`` of :func:`ncsn_edu.distributions.annealed_score_fn`) side by side from the same
+    uniform starts on a two-mode ``mixture``, with a slider for the weight of mode ``heavy`` and the
+    fraction of chains nearest to that mode printed against the weight and each level's equilibrium.
+    Introduced in chapter 7 (slow mixing)."""
+    sig = [float(s) for s in torch.as_tensor(sigmas).flatten().tolist()]
+    if mixture.means.shape[0] != 2 or heavy not in (0, 1):
+        raise ValueError("the mixing figure needs a two-component mixture and heavy in {0, 1}")
+    if not sig or any(s <= 0 for s in sig) or any(b > a for a, b in zip(sig, sig[1:])):
+        raise ValueError("sigmas must be positive, largest first")
+    if convention not in ("code", "perturbed"):
+        raise ValueError("convention must be 'code' or 'perturbed'")
+    if n < 1 or n_steps < 1 or n_steps_each < 1 or step_size <= 0 or eps <= 0:
+        raise ValueError("n, n_steps and n_steps_each must be at least 1; step_size and eps positive")
+    cfg = {"mixture": mixture_config(mixture), "heavy": heavy, "lim": lim, "n": n, "step_size": step_size,
+           "n_steps": n_steps, "sigmas": sig, "eps": eps, "n_steps_each": n_steps_each, "convention": convention,
+           "seed": seed, "steps_max": 10000}
+    return LiveFigure("mixing", cfg, fallback=fallback, title=title)
+
+
+def _conditional(model):
+    from .toy_nets import ConditionalScoreMLP
+
+    if not isinstance(model, ConditionalScoreMLP):
+        raise TypeError("the NCSN figures need a ConditionalScoreMLP (ncsn_edu.training.train_toy_ncsn makes one)")
+    return export_network(model)
+
+
+def ncsn_field_figure(model, mixture, lim: float = 8.0, level: int | None = None, fallback=None,
+                      title: str = "") -> LiveFigure:
+    """A trained toy NCSN (:class:`ncsn_edu.toy_nets.ConditionalScoreMLP`) running in the page,
+    against the exact perturbed score: a continuous sigma slider over the trained range, the
+    network at the nearest trained level, the error between them printed, and a click reading
+    both scores at a point. Introduced in chapter 8 (noise-conditional networks)."""
+    spec = _conditional(model)
+    if level is not None and not 0 <= level < len(spec["sigmas"]):
+        raise ValueError(f"level must lie in 0..{len(spec['sigmas']) - 1}")
+    cfg = {"mixture": mixture_config(mixture), "network": spec, "lim": lim,
+           "level": len(spec["sigmas"]) - 1 if level is None else level}
+    return LiveFigure("ncsn_field", cfg, fallback=fallback, title=title)
+
+
+def ncsn_sampler_figure(model, mixture, lim: float = 8.0, n: int = 1280, eps: float = 0.1,
+                        n_steps_each: int = 100, convention: str = "paper", score: str = "network", heavy: int = 1,
+                        seed: int = 0, fallback=None, title: str = "") -> LiveFigure:
+    """Annealed Langevin dynamics (Algorithm 1) in the page with a trained toy NCSN or the exact
+    perturbed scores: controls for L, T (``n_steps_each``), ``eps`` and the step ``convention``
+    (as :func:`ncsn_edu.sampling.annealed_langevin_dynamics`), chains that start where the
+    reader clicks, and the fraction nearest to mode ``heavy`` printed against its weight.
+    Introduced in chapter 9 (annealed Langevin dynamics)."""
+    spec = _conditional(model)
+    if convention not in ("paper", "code") or score not in ("network", "exact"):
+        raise ValueError("convention must be 'paper' or 'code', score 'network' or 'exact'")
+    if n < 1 or n_steps_each < 1 or eps <= 0 or not 0 <= heavy < mixture.means.shape[0]:
+        raise ValueError("n and n_steps_each must be at least 1, eps positive, heavy a component index")
+    cfg = {"mixture": mixture_config(mixture), "network": spec, "lim": lim, "n": n, "eps": eps,
+           "n_steps_each": n_steps_each, "convention": convention, "score": score, "heavy": heavy,
+           "target": float(mixture.weights[heavy]), "seed": seed}
+    return LiveFigure("ncsn_sampler", cfg, fallback=fallback, title=title)
+
+
+#: The bands of |x1 + x2| in which the chapter 6 figure splits the error (issue 23).
+SSM_ERROR_BANDS = (0, 1, 2, 4, 8, 17)
+
+
+def ssm_error_figure(result: dict, mixture=None, steps=None, lim: float = 8.0, n: int = 100,
+                     low_fraction: float = 1e-3, stats: dict | None = None, dtype: str = "float16",
+                     fallback=None, title: str = "") -> LiveFigure:
+    """The sliced-score-matching network of Figure 2 at each saved training step, live: the page
+    runs every snapshot of ``result`` (:func:`ncsn_edu.low_density_experiment.load_result`,
+    exported with ``dtype``, float16 by default since the page carries all of them), draws its
+    field against the exact score of ``mixture`` and computes the error map
+    ``log10 ||s_theta - grad log p||`` on the ``n x n`` grid of
+    :func:`~ncsn_edu.low_density_experiment.score_error_stats`, with the region
+    ``p >= low_fraction * max p`` outlined. It prints the weighted, high- and low-density errors
+    against the package's ``score_error_stats`` for that step (``stats``: ``{step: stats}``,
+    computed here when not given), the error by bands of ``|x1 + x2|`` (:data:`SSM_ERROR_BANDS`),
+    and, where the reader clicks, the learned and exact score, the error, the relative error,
+    the cosine and the density relative to the peak.
+    Introduced in chapter 6 (low-density scores)."""
+    from .distributions import GaussianMixture
+    from .low_density_experiment import model_at, score_error_stats
+
+    mixture = mixture or GaussianMixture.paper_toy()
+    saved = sorted(int(s) for s in result["snapshots"])
+    steps = saved if steps is None else [int(s) for s in steps]
+    if not steps or any(s not in saved for s in steps):
+        raise ValueError(f"steps must be saved training steps, some of {saved}")
+    if lim <= 0 or n < 2 or not 0 < low_fraction < 1:
+        raise ValueError("lim must be positive, n at least 2 and low_fraction in (0, 1)")
+    if dtype not in ("float32", "float16"):
+        raise ValueError("dtype must be 'float32' or 'float16'")
+    models = {s: model_at(result, s) for s in steps}
+    stats = dict(stats or {})
+    keys = ("weighted_error", "high_density_error", "low_density_error", "ratio")
+    package = []
+    for s in steps:
+        st = stats.get(s)
+        if st is None or st.get("low_fraction", low_fraction) != low_fraction or st["error"].shape != (n, n):
+            st = score_error_stats(models[s], mixture, lim=lim, n=n, low_fraction=low_fraction)
+        package.append({k: float(st[k]) for k in keys})
+    cfg = {"mixture": mixture_config(mixture), "lim": lim, "n": n, "arrows": 20, "low_fraction": low_fraction,
+           "steps": steps, "networks": [export_network(models[s], dtype) for s in steps], "package": package,
+           "initial": len(steps) - 1, "bands": list(SSM_ERROR_BANDS), "vmin": -2, "vmax": 2, "dtype": dtype}
+    return LiveFigure("ssm_error", cfg, fallback=fallback, title=title)
+
+
 def perturbed_figure(mixture, sigma: float = 3.0, lim: float = 8.0, sigma_min: float = 0.01, sigma_max: float = 20.0,
                      networks=None, sample_errors=None, network_dtype: str = "float16", fallback=None,
                      title: str = "") -> LiveFigure:

@@ -75,6 +75,8 @@ out = {"package": ncsn_edu.__file__, "found": {n: str(resource_path(n)) for n in
 del os.environ["NCSN_EDU_DATA"]
 out["data_root_default"] = str(data_root())
 out["found_default"] = {n: str(resource_path(n)) for n in names}
+from ncsn_edu.live import library_js
+out["live_js"] = len(library_js(["langevin"]))
 print(json.dumps(out))
 """
 
@@ -98,6 +100,9 @@ def test_a_wheel_install_finds_every_result_and_carries_no_data_set(tmp_path):
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu").rglob("*.py")}
     assert not modules - held, (f"the wheel lacks modules (list a new sub-package in pyproject.toml's "
                                 f"[tool.setuptools] packages): {sorted(modules - held)}")
+    scripts = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu" / "live_js").glob("*.js")}
+    assert scripts and not scripts - held, (f"the wheel lacks the live figures' JavaScript (pyproject.toml's "
+                                            f"package-data for ncsn_edu): {sorted(scripts - held)}")
 
     # A fresh interpreter outside the checkout, importing only the installed copy, with
     # NCSN_EDU_DATA pointing at an empty folder and then unset.
@@ -110,6 +115,7 @@ def test_a_wheel_install_finds_every_result_and_carries_no_data_set(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert Path(out["package"]).is_relative_to(site)
+    assert out["live_js"] > 1000  # the installed package reads its own live-figure scripts
     assert Path(out["data_root_env"]) == tmp_path / "empty"
     assert Path(out["data_root_default"]) == tmp_path / "home" / ".cache" / "ncsn_edu" / "data"
     for found in (out["found"], out["found_default"]):

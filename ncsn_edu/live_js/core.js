@@ -262,7 +262,10 @@
     return new Float32Array(u.buffer);
   }
   L.decode = decode;
-  function linear(spec) { return {W: decode(spec.weight), b: decode(spec.bias), nIn: spec.in, nOut: spec.out}; }
+  /** A linear layer's weights, widened to float64 once (the forward pass then mixes no precisions). */
+  function linear(spec) {
+    return {W: Float64Array.from(decode(spec.weight)), b: Float64Array.from(decode(spec.bias)), nIn: spec.in, nOut: spec.out};
+  }
   /** torch.nn.functional.softplus (beta 1, threshold 20). */
   function softplus(v) { return v > 20 ? v : Math.log1p(Math.exp(v)); }
   L.softplus = softplus;
@@ -320,24 +323,39 @@
       k = this.hidden * this.nHidden;
       if (this.scaleOutput) scale = 1 / sigma;
     }
-    var layers = this.linears, nl = layers.length, o = this.out;
-    for (var i = 0; i < n; i++) {
-      var h = this.h0, g = this.h1, nIn = 2;
-      h[0] = pts[2 * i]; h[1] = pts[2 * i + 1];
+    var layers = this.linears, nl = layers.length, o = this.out, w = this.h0.length;
+    if (!this.hb || this.hb.length < 4 * w) this.hb = new Float64Array(4 * w);
+    var hb = this.hb;
+    // two points at a time: each weight is loaded once for both (the 128 x 128 layer dominates)
+    for (var i = 0; i < n; i += 2) {
+      var two = i + 1 < n, ha = hb.subarray(0, w), hc = hb.subarray(w, 2 * w);
+      var ga = hb.subarray(2 * w, 3 * w), gc = hb.subarray(3 * w, 4 * w), nIn = 2;
+      ha[0] = pts[2 * i]; ha[1] = pts[2 * i + 1];
+      hc[0] = two ? pts[2 * i + 2] : 0; hc[1] = two ? pts[2 * i + 3] : 0;
       for (var l = 0; l < nl; l++) {
         var lin = layers[l], W = lin.W, b = lin.b, nOut = lin.nOut, base = l * lin.nOut;
         for (var r = 0; r < nOut; r++) {
-          var acc = b[r], off = r * nIn;
-          for (var c = 0; c < nIn; c++) acc += W[off + c] * h[c];
-          if (cond) acc = mod[base + r] * acc + mod[k + base + r];
-          g[r] = acc > 20 ? acc : Math.log1p(Math.exp(acc));
+          var acc = b[r], acc2 = b[r], off = r * nIn, c = 0;
+          for (; c + 3 < nIn; c += 4) {
+            var w0 = W[off + c], w1 = W[off + c + 1], w2 = W[off + c + 2], w3 = W[off + c + 3];
+            acc += w0 * ha[c] + w1 * ha[c + 1] + w2 * ha[c + 2] + w3 * ha[c + 3];
+            acc2 += w0 * hc[c] + w1 * hc[c + 1] + w2 * hc[c + 2] + w3 * hc[c + 3];
+          }
+          for (; c < nIn; c++) { acc += W[off + c] * ha[c]; acc2 += W[off + c] * hc[c]; }
+          if (cond) {
+            acc = mod[base + r] * acc + mod[k + base + r];
+            acc2 = mod[base + r] * acc2 + mod[k + base + r];
+          }
+          ga[r] = acc > 20 ? acc : Math.log1p(Math.exp(acc));
+          gc[r] = acc2 > 20 ? acc2 : Math.log1p(Math.exp(acc2));
         }
-        var tmp = h; h = g; g = tmp; nIn = nOut;
+        var t1 = ha; ha = ga; ga = t1; var t2 = hc; hc = gc; gc = t2; nIn = nOut;
       }
       for (var d = 0; d < o.nOut; d++) {
-        var a2 = o.b[d], off2 = d * nIn;
-        for (var c2 = 0; c2 < nIn; c2++) a2 += o.W[off2 + c2] * h[c2];
+        var a2 = o.b[d], a3 = o.b[d], off2 = d * nIn;
+        for (var c2 = 0; c2 < nIn; c2++) { a2 += o.W[off2 + c2] * ha[c2]; a3 += o.W[off2 + c2] * hc[c2]; }
         out[2 * i + d] = a2 * scale;
+        if (two) out[2 * i + 2 + d] = a3 * scale;
       }
     }
     return out;
@@ -544,6 +562,7 @@
       input.setAttribute("aria-valuetext", fmt(v));
     }
     input.addEventListener("input", function () { show(); if (opts.onchange) opts.onchange(ctl.get()); });
+    input.ncsnControl = ctl;  // set a value (not a position) from outside: input.ncsnControl.set(v), then an input event
     ctl.set(opts.value);
     return ctl;
   };

@@ -1,0 +1,109 @@
+"""Checks that a page's live figures respond, shared by the live-figure tests: every slider moved to
+a value on no grid redraws the figure, a click on a canvas changes the figure's state, the static
+picture gives way to the live one, no console error is logged and nothing outside the page's own
+files is requested."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+#: Canvas contents of every canvas in a root, as one checksum per canvas (computed in the page).
+HASH_JS = """
+function ncsnHash(root) {
+  return Array.from(root.querySelectorAll('canvas')).map(function (c) {
+    var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, h = 2166136261;
+    for (var i = 0; i < d.length; i += 1) { h ^= d[i]; h = Math.imul(h, 16777619); }
+    return h >>> 0;
+  });
+}
+"""
+
+
+def live_browser():
+    """Headless Chromium with the network off and the console log kept (for console errors)."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver must be installed in CI (python3 dev.py test installs them)")
+        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+                "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1300,1000"]:
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def console_errors(drv) -> list[str]:
+    return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def outside_requests(drv) -> list[str]:
+    """Resources the page asked for that are not its own files (file://) or inline (data:)."""
+    names = drv.execute_script("return performance.getEntriesByType('resource').map(function (e) { return e.name; })")
+    return [n for n in names if not n.startswith(("file:", "data:", "blob:"))]
+
+
+def slider_redraws(drv, root, rng) -> bool:
+    """Move ``rng`` to a value on no grid (37% of its range, off its initial value) with an input
+    event, and say whether any canvas of ``root`` changed in that same handler."""
+    return drv.execute_script(HASH_JS + """
+      var root = arguments[0], r = arguments[1], before = ncsnHash(root);
+      var lo = Number(r.min || 0), hi = Number(r.max || 100), v = lo + 0.37 * (hi - lo);
+      if (r.step && r.step !== 'any') v = lo + Math.round((v - lo) / Number(r.step)) * Number(r.step);
+      if (String(v) === r.value) v = lo + 0.63 * (hi - lo);
+      r.value = v; r.dispatchEvent(new Event('input', {bubbles: true}));
+      var after = ncsnHash(root);
+      return JSON.stringify(before) !== JSON.stringify(after);""", root, rng)
+
+
+def check_live_figures(drv, url: str, min_figures: int = 1) -> int:
+    """Load ``url`` and check every live figure on it; returns how many there were."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    drv.get_log("browser")  # drop what an earlier page logged
+    drv.get(url)
+    roots = drv.find_elements(By.CSS_SELECTOR, "[data-ncsn-live]")
+    assert len(roots) >= min_figures, f"{url}: {len(roots)} live figures"
+    for root in roots:
+        kind = root.get_attribute("data-ncsn-live")
+        drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", root)
+        assert drv.execute_script("return typeof arguments[0].state === 'function'", root), f"{kind}: not mounted"
+        state = json.loads(drv.execute_script("return arguments[0].state()", root))
+        assert isinstance(state, dict) and state, kind
+        fallback = root.find_elements(By.CSS_SELECTOR, ".ncsn-live-fallback")
+        assert all(not f.is_displayed() for f in fallback), f"{kind}: the static picture still shows"
+        time.sleep(1.0)  # let the figure animate away from its start
+        sliders = root.find_elements(By.CSS_SELECTOR, "input[type=range]")
+        assert sliders, f"{kind}: no slider"
+        for rng in sliders:
+            name = rng.get_attribute("name")
+            moved = slider_redraws(drv, root, rng)
+            if not moved:  # the previous slider may have restarted the figure to this very picture
+                time.sleep(1.0)
+                moved = slider_redraws(drv, root, rng)
+            assert moved, f"{kind}: moving the slider {name!r} to a value on no grid did not redraw"
+        canvas = root.find_elements(By.CSS_SELECTOR, "canvas")[0]
+        before = drv.execute_script("return arguments[0].state()", root)
+        ActionChains(drv).move_to_element_with_offset(canvas, canvas.size["width"] // 5, -canvas.size["height"] // 7)\
+            .click().perform()
+        time.sleep(0.3)
+        after = drv.execute_script("return arguments[0].state()", root)
+        assert after != before, f"{kind}: a click on the canvas changed nothing"
+    errors = console_errors(drv)
+    assert not errors, f"{url}: console errors {errors}"
+    outside = outside_requests(drv)
+    assert not outside, f"{url}: requests outside the page's own files {outside}"
+    return len(roots)
