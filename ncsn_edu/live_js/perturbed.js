@@ -121,7 +121,7 @@
     var trained = nets.map(function (e) { return e.sigma; });
     var nProfile = 201, tAxis = new Float64Array(nProfile), diag = new Float64Array(2 * nProfile), i;
     for (i = 0; i < nProfile; i++) { tAxis[i] = -lim + 2 * lim * i / (nProfile - 1); diag[2 * i] = diag[2 * i + 1] = tAxis[i]; }
-    var clicked = null, pending = false, current = null, netCache = {}, drawnNet = null;
+    var clicked = null, current = null, netCache = {}, drawnNet = null;
 
     // the controls above the plots, so that on a phone the slider and the first plot are on screen together
     var top = L.el("div", {}, ui);
@@ -142,22 +142,17 @@
     var sigCtl = L.slider(top, {label: "noise level \u03c3", name: "sigma", log: true, min: sMin, max: sMax,
       value: Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin),
       round: function (v) { return v <= sMin * (1 + 1e-9) ? 0 : v; },
-      format: function (v) { return v === 0 ? "0" : v.toPrecision(3); }, onchange: schedule});
+      format: function (v) { return v === 0 ? "0" : v.toPrecision(3); }, onchange: function () { draw(); }});
     // positions 0..1000 in any steps (not only integers), so that the chapter's own values (3, 0.5) are shown exactly
     sigCtl.input.step = "any";
     sigCtl.set(Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin));
     var buttons = L.el("div", {"class": "ncsn-live-buttons"}, top);
-    L.button(buttons, "\u03c3 = 0", function () { sigCtl.set(sMin); schedule(); });  // the left end is sigma = 0
-    trained.forEach(function (s) { L.button(buttons, "\u03c3 = " + s, function () { sigCtl.set(s); schedule(); }); });
+    L.button(buttons, "\u03c3 = 0", function () { sigCtl.set(sMin); draw(); });  // the left end is sigma = 0
+    trained.forEach(function (s) { L.button(buttons, "\u03c3 = " + s, function () { sigCtl.set(s); draw(); }); });
     L.el("p", {"class": "ncsn-live-hint"}, top, "Drag \u03c3 (the left end is \u03c3 = 0, no noise; arrow keys move it " +
       "too). Click a plot to read the values at that point; the dotted line marks it on the diagonal.");
     var stats = L.el("pre", {"class": "ncsn-live-stats", "aria-live": "polite"}, side);
 
-    function schedule() {
-      if (pending) return;
-      pending = true;
-      global.requestAnimationFrame(function () { pending = false; draw(); });
-    }
     /** log q_sigma on the view's heat grid, relative to its largest value there. */
     function shade(view, sigma) {
       var nx = 120, g = view.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, k;
