@@ -266,3 +266,46 @@ def ssm_error_figure(result: dict, mixture=None, steps=None, lim: float = 8.0, n
            "steps": steps, "networks": [export_network(models[s], dtype) for s in steps], "package": package,
            "initial": len(steps) - 1, "bands": list(SSM_ERROR_BANDS), "vmin": -2, "vmax": 2, "dtype": dtype}
     return LiveFigure("ssm_error", cfg, fallback=fallback, title=title)
+
+
+def perturbed_figure(mixture, sigma: float = 3.0, lim: float = 8.0, sigma_min: float = 0.01, sigma_max: float = 20.0,
+                     networks=None, sample_errors=None, network_dtype: str = "float16", fallback=None,
+                     title: str = "") -> LiveFigure:
+    """The noise-perturbed mixture ``q_sigma`` (``mixture.perturbed(sigma)``) live, for any ``sigma``
+    on a log slider from ``sigma_min`` to ``sigma_max`` (its left end is ``sigma = 0``): the density
+    and its exact score, and along the diagonal ``x1 = x2`` the density relative to its peak and the
+    probability of the heaviest component; the ratio of the density at the midpoint of the means to
+    that at the heaviest mean is printed. Introduced in chapter 1 (scores and Langevin dynamics).
+
+    With ``networks`` (a dict ``{sigma: ScoreMLP}`` of networks trained by denoising score matching
+    at those noise levels, chapter 4) the figure also shows the network trained at the level nearest
+    to the slider's ``sigma`` (in ``log sigma``) against the exact score of ``q`` at that level, the
+    first score component along the diagonal (learned, exact perturbed, clean), and the mean error
+    ``|s_theta - grad log q_sigma|`` on a grid weighted by ``q_sigma``; ``sample_errors`` (a dict
+    ``{sigma: value}``, optional) prints beside it the error the chapter measured on samples. The
+    networks travel as ``network_dtype`` (float16 by default: a figure carries several).
+    """
+    from .toy_nets import ScoreMLP
+
+    if mixture.dim != 2 or lim <= 0:
+        raise ValueError("the mixture must be two-dimensional and lim positive")
+    if not (0 < sigma_min < sigma_max):
+        raise ValueError("need 0 < sigma_min < sigma_max")
+    if not (sigma == 0 or sigma_min <= sigma <= sigma_max):
+        raise ValueError(f"sigma must be 0 or lie in [{sigma_min}, {sigma_max}]")
+    means = mixture.means.double()
+    heavy = int(mixture.weights.argmax())
+    cfg = {"mixture": mixture_config(mixture), "lim": float(lim), "sigma": float(sigma), "sigma_min": float(sigma_min),
+           "sigma_max": float(sigma_max), "heavy": heavy, "midpoint": [round(v, 6) for v in means.mean(0).tolist()],
+           "mode": means[heavy].tolist()}
+    if networks:
+        entries = []
+        for s, net in sorted(networks.items()):
+            if not (float(s) > 0) or not isinstance(net, ScoreMLP):
+                raise ValueError("networks must map positive noise levels to ScoreMLPs")
+            entry = {"sigma": float(s), "network": export_network(net, dtype=network_dtype)}
+            if sample_errors and s in sample_errors:
+                entry["sample_error"] = float(sample_errors[s])
+            entries.append(entry)
+        cfg["networks"] = entries
+    return LiveFigure("perturbed", cfg, fallback=fallback, title=title)

@@ -117,3 +117,33 @@ def density_contourf(ax, log_prob_fn, lim: float = 8.0, n: int = 100, levels: in
     with torch.no_grad():
         p = log_prob_fn(pts).exp().reshape(n, n)
     return ax.contourf(X.numpy(), Y.numpy(), p.numpy(), levels=levels, cmap=cmap, **kwargs)
+
+
+def plot_diagonal_profile(ax, mixture, sigma: float, lim: float = 8.0, n: int = 400):
+    """Along the diagonal ``x1 = x2 = t``: the density of ``mixture.perturbed(sigma)`` relative to its
+    peak there, and the probability of the heaviest component (chapter 1; the static picture of the
+    live figure ``perturbed``)."""
+    q = mixture.perturbed(sigma)
+    t = torch.linspace(-lim, lim, n, dtype=q.means.dtype)
+    diag = torch.stack([t, t], 1)
+    log_q = q.log_prob(diag)
+    ax.plot(t, (log_q - log_q.max()).exp(), label=r"density $q_\sigma$ / its peak")
+    ax.plot(t, q.responsibilities(diag)[:, int(q.weights.argmax())], "--", label="p(heavy mode | x)")
+    ax.set_xlabel("position $t$ on the diagonal $x_1 = x_2 = t$")
+    ax.set_ylabel("value")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def plot_diagonal_scores(ax, curves, lim: float = 8.0, n: int = 200):
+    """The first score component along the diagonal ``x1 = x2 = t`` for each ``(score_fn, label,
+    style)`` in ``curves``, a style being a dict of line settings (chapter 4)."""
+    t = torch.linspace(-lim, lim, n)
+    diag = torch.stack([t, t], 1)
+    with torch.no_grad():
+        for score_fn, label, style in curves:
+            ax.plot(t, score_fn(diag)[:, 0].float(), label=label, **style)
+    ax.set_ylim(-10, 10)
+    ax.set_xlabel("position $t$ on the diagonal $x_1 = x_2 = t$")
+    ax.set_ylabel("first score component")
+    ax.legend(fontsize=8, loc="lower left")

@@ -51,17 +51,33 @@
       for (var k = 1; k < mix.K; k++) if (mix.stds[k] !== mix.stds[0]) return NaN;
       return eps >= 4 * v ? Infinity : v / (1 - eps / (4 * v));
     }
+    /** Pooled variance (and fourth moment) of the coordinates' offsets from each chain's nearest mean. */
+    function offsetMoments() {
+      var s2 = 0, s4 = 0, m = 0;
+      for (var i = 0; i < n; i++) {
+        var a = x[2 * i], b = x[2 * i + 1];
+        if (!isFinite(a) || !isFinite(b)) continue;
+        var k = mix.nearest(a, b), dx = a - mix.means[k][0], dy = b - mix.means[k][1];
+        s2 += dx * dx + dy * dy; s4 += dx * dx * dx * dx + dy * dy * dy * dy; m += 2;
+      }
+      return {v: m ? s2 / m : NaN, m4: m ? s4 / m : NaN, count: m};
+    }
     function summary() {
       var f = mix.modeFractions(x, n), lines = ["step " + t + " of " + stepsWanted()], k;
       for (k = 0; k < mix.K; k++) {
         var se = Math.sqrt(f[k] * (1 - f[k]) / n);
         lines.push("mode (" + mix.means[k].join(", ") + "): fraction " + L.fmt(f[k]) + " \u00b1 " + L.fmt(se) +
-          "   true weight " + L.fmt(mix.weights[k]));
+          " (weight " + L.fmt(mix.weights[k]) + ")");
       }
-      var spread = L.spreadAroundModes(mix, x, n), th = stationary();
-      lines.push("variance around the nearest mode: " + L.fmt(spread));
-      lines.push("stationary variance v/(1 - \u03b5/(4v)): " + (th === Infinity ? "diverges (\u03b5 \u2265 4v)" : L.fmt(th)));
-      return {fractions: Array.prototype.slice.call(f), spread: spread, stationary: th, text: lines.join("\n")};
+      var m = offsetMoments(), spread = m.v, th = stationary();
+      // standard errors: of a pooled sample variance, sqrt((m4 - v^2) / m), and of its square root by the delta method
+      var vse = Math.sqrt(Math.max(m.m4 - m.v * m.v, 0) / m.count), sd = Math.sqrt(spread), sdSe = vse / (2 * sd);
+      lines.push("variance around the nearest mode: " + L.fmt(spread) + " \u00b1 " + L.fmt(vse));
+      lines.push("  spread (its square root): " + L.fmt(sd) + " \u00b1 " + L.fmt(sdSe));
+      lines.push("stationary variance v/(1 \u2212 \u03b5/(4v)): " + (th === Infinity ? "diverges (\u03b5 \u2265 4v)" :
+        isFinite(th) ? L.fmt(th) : "no closed form (unequal stds)"));
+      if (isFinite(th)) lines.push("  spread (its square root): " + L.fmt(Math.sqrt(th)));
+      return {fractions: Array.prototype.slice.call(f), spread: spread, spread_se: vse, stationary: th, text: lines.join("\n")};
     }
     function draw() {
       view.points([{pts: x, n: n, color: [214, 39, 40], size: 2}]);
@@ -90,7 +106,8 @@
         var pts = [], i, sm = summary();
         for (i = 0; i < n; i++) pts.push([x[2 * i], x[2 * i + 1]]);
         return {kind: "langevin", step_size: stepCtl.get(), n_steps: stepsWanted(), t: t, seed: cfg.seed || 0,
-          start: clicked ? clicked : "uniform", fractions: sm.fractions, spread: sm.spread, stationary: sm.stationary,
+          start: clicked ? clicked : "uniform", fractions: sm.fractions, spread: sm.spread, spread_se: sm.spread_se,
+          stationary: sm.stationary,
           points: pts};
       }
     };
