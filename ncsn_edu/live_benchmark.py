@@ -7,8 +7,10 @@ Two workloads, both chapter 9's sampler (annealed Langevin, sigmas from 20 to 1 
 eps 0.1, the paper's step convention):
 
 * ``exact``: 2,000 chains on the toy mixture's exact perturbed scores;
-* ``network``: 1,000 chains on a toy NCSN of chapter 9's architecture (ConditionalScoreMLP,
-  2-128-128-2, softplus, level-conditioned); its speed does not depend on the weights.
+* ``network``: 1,000 chains on a toy NCSN of chapters 8 and 9's architecture (the
+  ConditionalScoreMLP that ``training.train_toy_ncsn`` trains: 2-64-64-2, softplus,
+  level-conditioned, output divided by sigma); its speed does not depend on the weights;
+* ``network_128``: the same at the paper's toy width, 2-128-128-2 (four times the work).
 
 Each is timed for about ``--seconds`` seconds in the page (the library that the book ships,
 ``ncsn_edu/live_js``) and in PyTorch with one thread, in float64 as the page computes. Needs
@@ -19,6 +21,7 @@ Introduced in chapter 9 (annealed Langevin dynamics).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import platform
@@ -36,7 +39,7 @@ from .sampling import step_coefficients
 from .schedules import geometric_sigmas
 from .toy_nets import ConditionalScoreMLP
 
-WORKLOADS = {"exact": 2000, "network": 1000}
+WORKLOADS = {"exact": 2000, "network": 1000, "network_128": 1000}
 
 _PAGE_RUN = """
 var L = window.NCSNLive, kind = arguments[0], n = arguments[1], seconds = arguments[2], spec = arguments[3];
@@ -88,7 +91,7 @@ def torch_speed(kind: str, n: int, seconds: float, model=None) -> float:
     try:
         mix = GaussianMixture.paper_toy(dtype=torch.float64)
         sigmas = geometric_sigmas(20.0, 1.0, 10).double()
-        score = annealed_score_fn(mix, sigmas, "perturbed") if kind == "exact" else model.double()
+        score = annealed_score_fn(mix, sigmas, "perturbed") if kind == "exact" else copy.deepcopy(model).double()
         gen = torch.Generator().manual_seed(0)
         x = (torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1) * 8
         labels = torch.zeros(n, dtype=torch.long)
@@ -125,8 +128,9 @@ def cpu_name() -> str:
 def run(seconds: float = 3.0, repeats: int = 3) -> dict:
     """Median steps per second over ``repeats`` timings of each workload, in the page and in PyTorch."""
     torch.manual_seed(0)
-    model = ConditionalScoreMLP(geometric_sigmas(20.0, 1.0, 10))
-    spec = live.export_network(model)
+    sigmas = geometric_sigmas(20.0, 1.0, 10)
+    models = {"network": ConditionalScoreMLP(sigmas, hidden=64, scale_output=True),
+              "network_128": ConditionalScoreMLP(sigmas, hidden=128, scale_output=True)}
     drv = _driver()
     results = {}
     try:
@@ -135,8 +139,9 @@ def run(seconds: float = 3.0, repeats: int = 3) -> dict:
             page.write_text(f"<!doctype html><meta charset='utf-8'><script>{live.library_js()}</script>")
             drv.get(page.as_uri())
             for kind, n in WORKLOADS.items():
-                web = sorted(page_speed(drv, kind, n, seconds, spec if kind == "network" else None)
-                             for _ in range(repeats))
+                model = models.get(kind)
+                spec = live.export_network(model) if model is not None else None
+                web = sorted(page_speed(drv, kind, n, seconds, spec) for _ in range(repeats))
                 ref = sorted(torch_speed(kind, n, seconds, model) for _ in range(repeats))
                 results[kind] = {"chains": n, "page_steps_per_s": web[len(web) // 2],
                                  "torch_steps_per_s": ref[len(ref) // 2], "page_runs": web, "torch_runs": ref}
@@ -145,7 +150,7 @@ def run(seconds: float = 3.0, repeats: int = 3) -> dict:
     return {
         "workloads": results,
         "sampler": "annealed Langevin, sigmas 20..1 (10 levels, geometric), eps 0.1, paper convention",
-        "goals_steps_per_s": {"exact": 60, "network": 20},
+        "goals_steps_per_s": {"exact": 60, "network": 20, "network_128": 20},
         "seconds_per_timing": seconds, "repeats": repeats,
         "machine": {"cpu": cpu_name(), "platform": platform.platform(), "chromium": chromium_version(),
                     "torch": torch.__version__, "torch_threads": 1},
@@ -164,7 +169,7 @@ def main(argv=None) -> dict:
         parser.error("--seconds must be positive and --repeats at least 1")
     res = run(args.seconds, args.repeats)
     for kind, r in res["workloads"].items():
-        print(f"{kind:8s} {r['chains']:5d} chains: page {r['page_steps_per_s']:8.1f} steps/s, "
+        print(f"{kind:11s} {r['chains']:5d} chains: page {r['page_steps_per_s']:8.1f} steps/s, "
               f"PyTorch (1 thread) {r['torch_steps_per_s']:8.1f} steps/s (goal {res['goals_steps_per_s'][kind]})")
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
