@@ -4,22 +4,15 @@ with no kernel and no network."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-import yaml
+from browser import browser_fixture
+from small_book import ROOT, build, make_book
 
 #: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
-JB = Path(sys.executable).parent / "jupyter-book"
 
 SLIDER_CELL = """import matplotlib.pyplot as plt
 from ncsn_edu.sliders import slider
@@ -32,32 +25,6 @@ def draw(v):
     return fig
 
 slider(draw, [1, 2, 3], name="height", fmt="{}")"""
-
-
-def make_book(folder: Path, cells: list[str]) -> Path:
-    """A one-chapter book with the project's own _config.yml settings and extension."""
-    folder.mkdir(parents=True)
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    (folder / "_config.yml").write_text(yaml.safe_dump(config))
-    (folder / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "book/chapter"}))
-    shutil.copytree(ROOT / "book" / "_ext", folder / "book" / "_ext")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A chapter")]
-                                  + [nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "book" / "chapter.ipynb")
-    return folder
-
-
-def build(folder: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("MPLBACKEND", None)
-    env.pop(  # the Sphinx extension, not the caller, must switch sliders to static mode
-        "NCSN_EDU_STATIC", None
-    )
-    return subprocess.run(
-        [str(JB), "build", str(folder), "-W", "--keep-going"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
 
 
 def test_a_chapter_that_raises_fails_the_build(tmp_path):
@@ -81,34 +48,8 @@ def test_the_same_book_without_the_error_builds_with_a_static_slider(slider_book
     assert "application/vnd.jupyter.widget" not in html  # no live widget needing a kernel
 
 
-def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromedriver must be installed in CI (python3 dev.py test installs them)")
-        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        # The network is off: every request outside file:// fails.
-        "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-    ]:
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver), options=opts)
-
-
-@pytest.fixture(scope="module")
-def drv():
-    """One headless browser for the file's pages (each test loads its own page)."""
-    driver = browser()
-    yield driver
-    driver.quit()
+#: One headless browser for the file's pages (each test loads its own page).
+drv = browser_fixture()
 
 
 def check_sliders(drv, page: Path, min_sliders: int = 1):

@@ -1,0 +1,83 @@
+"""Headless Chromium for the tests that open built pages (not a test file).
+
+    from browser import browser_fixture, wait_for_mathjax
+
+    drv = browser_fixture()  # one browser for this module's tests; a test takes it as ``drv``
+
+``browser()`` starts one headless Chromium with the network off: every request outside
+file:// fails, so a page that needs a CDN or a server shows it. ``browser_fixture()`` makes
+a module-scoped pytest fixture holding one such browser for all the tests of a module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+#: Chromium's command-line flags: headless, no first-run or background traffic, and no network.
+OFFLINE_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # The network is off: every request outside file:// fails.
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+
+
+def browser(window: tuple[int, int] | None = None):
+    """A selenium Chrome driver on the system's chromium, offline (``OFFLINE_FLAGS``).
+    ``window`` = (width, height) in CSS pixels sets the window size; else chromium's default.
+    Skips the test when chromium or chromedriver is missing, and fails it under CI."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver must be installed in CI (python3 dev.py test installs them)")
+        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in OFFLINE_FLAGS:
+        opts.add_argument(arg)
+    if window is not None:
+        opts.add_argument(f"--window-size={window[0]},{window[1]}")
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def browser_fixture(window: tuple[int, int] | None = None):
+    """A module-scoped fixture: one headless :func:`browser` for the module's pages (each test
+    loads its own page), closed after the module's last test. Assign it to the fixture's name."""
+
+    @pytest.fixture(scope="module")
+    def module_browser():
+        driver = browser(window)
+        yield driver
+        driver.quit()
+
+    return module_browser
+
+
+#: Resolves to "none" on a page without MathJax, "ok" once MathJax 3 has typeset the page,
+#: or a message when MathJax was meant to run and could not.
+_MATHJAX_DONE = """
+const done = arguments[arguments.length - 1];
+const wanted = [...document.scripts].some(s => /mathjax/i.test(s.src || ""));
+if (!wanted) { done("none"); return; }
+if (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) {
+  done("the page loads MathJax, but MathJax did not start (script missing or failed)"); return;
+}
+MathJax.startup.promise.then(() => done("ok"), e => done("MathJax failed: " + e));
+"""
+
+
+def wait_for_mathjax(driver, timeout: float = 60) -> str:
+    """Wait until MathJax 3 has finished typesetting the loaded page. Returns "none" for a page
+    without maths and "ok" after typesetting; fails the test when the page's MathJax did not run."""
+    driver.set_script_timeout(timeout)
+    state = driver.execute_async_script(_MATHJAX_DONE)
+    if state not in ("none", "ok"):
+        pytest.fail(f"{driver.current_url}: {state}")
+    return state
