@@ -44,6 +44,7 @@ def browser(window: tuple[int, int] | None = None):
         opts.add_argument(arg)
     if window is not None:
         opts.add_argument(f"--window-size={window[0]},{window[1]}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # drv.get_log("browser"): console errors
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 

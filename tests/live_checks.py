@@ -6,11 +6,9 @@ files is requested."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 
-import pytest
+from browser import browser
 
 #: Canvas contents of every canvas in a root, as one checksum per canvas (computed in the page).
 HASH_JS = """
@@ -26,23 +24,7 @@ function ncsnHash(root) {
 
 def live_browser():
     """Headless Chromium with the network off and the console log kept (for console errors)."""
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromedriver must be installed in CI (python3 dev.py test installs them)")
-        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1300,1000"]:
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=opts)
+    return browser((1300, 1000))
 
 
 def console_errors(drv) -> list[str]:

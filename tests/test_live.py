@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from test_book_build import browser
+from browser import browser
 
 from ncsn_edu import live
 from ncsn_edu.distributions import GaussianMixture, annealed_score_fn

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from test_book_build import browser
+from browser import browser
 from test_live_perturbed import frames, pictures, show, state
 
 from ncsn_edu import live

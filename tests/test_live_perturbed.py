@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from test_book_build import browser
+from browser import browser
 from test_live import trained_like
 
 from ncsn_edu import live

@@ -14,7 +14,7 @@ import time
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from test_book_build import browser
+from browser import browser
 
 from ncsn_edu.distributions import GaussianMixture
 from ncsn_edu.live import SSM_ERROR_BANDS, ssm_error_figure
