@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -26,3 +28,37 @@ def per_level_score_errors(model, mixture, sigmas, n: int = 2000, generator=None
         labels = torch.full((n,), i, dtype=torch.long)
         errors.append(relative_score_error(lambda y: model(y, labels), noisy.score, x))
     return errors
+
+
+def score_error_by_band(score_fn, exact_score_fn, x: torch.Tensor, band_value: torch.Tensor, edges) -> list[dict]:
+    """Split the points ``x`` into bands ``edges[k] <= band_value < edges[k + 1]`` and
+    compare ``score_fn`` with ``exact_score_fn`` in each. Returns one dict per band with
+    ``lo``, ``hi``, ``n`` (points in the band), ``relative_error``
+    (``sqrt(sum ||s - s*||^2 / sum ||s*||^2)`` over the band, as :func:`relative_score_error`),
+    ``mean_error`` (mean of ``||s - s*||``) and ``mean_cosine`` (mean cosine between ``s``
+    and ``s*``); the numbers are ``nan`` for an empty band.
+    Introduced in chapter 6 (low-density scores), to split the error by ``|x1 + x2|``."""
+    band_value = torch.as_tensor(band_value).flatten()
+    if band_value.shape[0] != x.shape[0]:
+        raise ValueError("band_value needs one value per point of x")
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError("edges must be increasing, at least two of them")
+    with torch.no_grad():
+        s, t = score_fn(x).double(), exact_score_fn(x).double()
+    rows = []
+    for lo, hi in zip(edges, edges[1:]):
+        k = (band_value >= lo) & (band_value < hi)
+        n = int(k.sum())
+        if n == 0:
+            rows.append({"lo": lo, "hi": hi, "n": 0, "relative_error": math.nan, "mean_error": math.nan,
+                         "mean_cosine": math.nan})
+            continue
+        d = s[k] - t[k]
+        rows.append({
+            "lo": lo, "hi": hi, "n": n,
+            "relative_error": (d.pow(2).sum() / t[k].pow(2).sum()).sqrt().item(),
+            "mean_error": d.norm(dim=1).mean().item(),
+            "mean_cosine": torch.nn.functional.cosine_similarity(s[k], t[k], dim=1).mean().item(),
+        })
+    return rows
