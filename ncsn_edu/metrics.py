@@ -7,7 +7,11 @@
   features (the recipe of FID, here in a small classifier's feature space);
 * :func:`nearest_neighbours`: the closest training images in pixel space, with their
   distances (Figure 9 of the paper: are samples copies of training data?);
-* :func:`classifier_report`: all of the classifier numbers at once.
+* :func:`classifier_report`: all of the classifier numbers at once;
+* :func:`inception_score`: ``exp(E_x KL(p(y|x) || p(y)))``, the Inception score's formula,
+  here with any classifier's probabilities (the MNIST classifier in chapter 11);
+* :func:`feature_nearest_neighbours`: the closest training images in a classifier's
+  feature space (a stand-in for the paper's Figure 10, which uses Inception features).
 """
 
 from __future__ import annotations
@@ -150,3 +154,38 @@ def frechet_between_disjoint_subsets(features, n: int, repeats: int = 1, generat
         perm = torch.randperm(len(f), generator=generator).numpy()
         out.append(frechet_distance(f[perm[:n]], f[perm[n:2 * n]]))
     return np.array(out)
+
+
+def inception_score(probs) -> float:
+    """``exp(E_x KL(p(y|x) || p(y)))`` for class probabilities ``probs`` of shape ``(N, K)``
+    (one row ``p(y|x)`` per image), with ``p(y)`` the mean of the rows: the formula of the
+    Inception score, whatever classifier gave the probabilities.
+
+    It equals ``exp(H(p(y)) - E_x H(p(y|x)))``: large when each image is classified with
+    confidence (low entropy per row) and the classes are used evenly (high entropy of the
+    mean). It lies between 1 (every row the same) and ``K`` (confident rows, classes
+    exactly balanced). ``p(y)`` is estimated from the same ``N`` rows, so compare only
+    scores of equally many images.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    if p.dim() != 2 or len(p) == 0:
+        raise ValueError(f"probs must be a non-empty (N, K) array, got shape {tuple(p.shape)}")
+    if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=torch.float64), atol=1e-4):
+        raise ValueError("each row of probs must be a probability vector (non-negative, summing to 1)")
+    p_y = p.mean(0, keepdim=True)
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, p_y)).sum(1)  # 0 log 0 = 0; p_y > 0 wherever p > 0
+    return kl.mean().exp().item()
+
+
+@torch.no_grad()
+def feature_nearest_neighbours(classifier, queries: torch.Tensor, reference_features: torch.Tensor, k: int = 1):
+    """The ``k`` nearest reference images of each query image in ``classifier``'s feature
+    space (Euclidean distance between the ``features`` of :func:`classifier_outputs`).
+
+    ``reference_features`` are the features of the reference images, computed once with
+    :func:`classifier_outputs`. Returns ``(distances, indices)``, both ``(N_queries, k)``,
+    nearest first; the indices point into the reference set. The paper's Figure 10 does
+    this with Inception-v3 features on CIFAR-10; chapter 11 uses the MNIST classifier.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
+    _, q = classifier_outputs(classifier, queries)
+    return nearest_neighbours(q, torch.as_tensor(reference_features), k=k)

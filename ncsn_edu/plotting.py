@@ -117,3 +117,21 @@ def density_contourf(ax, log_prob_fn, lim: float = 8.0, n: int = 100, levels: in
     with torch.no_grad():
         p = log_prob_fn(pts).exp().reshape(n, n)
     return ax.contourf(X.numpy(), Y.numpy(), p.numpy(), levels=levels, cmap=cmap, **kwargs)
+
+
+def neighbour_figure(queries, reference, indices, distances, title, query_label="sample", cell: float = 1.1):
+    """One row per query image: the query, then its nearest ``reference`` images
+    (``indices``, ``(N, k)``) titled with their ``distances``. Each image is drawn in a
+    square cell ``cell`` inches wide. Returns the figure (chapter 11's Figure 10 stand-in).
+    """
+    import matplotlib.pyplot as plt
+
+    n, k = indices.shape
+    fig, axes = plt.subplots(n, k + 1, figsize=(cell * (k + 1), cell * n + 0.6), squeeze=False)
+    for r in range(n):
+        show_image(axes[r, 0], queries[r], query_label if r == 0 else None)
+        for c in range(k):
+            show_image(axes[r, c + 1], reference[int(indices[r, c])], f"d = {float(distances[r, c]):.2f}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -12,6 +12,7 @@ from ncsn_edu.metrics import (
     classifier_report,
     frechet_distance,
     frechet_distance_from_moments,
+    inception_score,
     mean_confidence,
     nearest_neighbours,
     shuffle_pixels,
@@ -46,6 +47,25 @@ def test_histogram_and_confidence():
     probs = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
     assert np.allclose(class_histogram(probs, 2), [0.5, 0.5])
     assert mean_confidence(probs) == pytest.approx(0.8)
+
+
+def test_inception_score_closed_forms():
+    K = 10
+    # Confident predictions, every class equally often: KL(p(y|x) || p(y)) = log K for every x.
+    onehot = torch.eye(K).repeat(3, 1)
+    assert inception_score(onehot) == pytest.approx(K, abs=1e-9)
+    # Identical rows: p(y|x) = p(y), every KL is 0, whatever the row is.
+    row = torch.softmax(torch.randn(K, generator=torch.Generator().manual_seed(0)), 0)
+    assert inception_score(row.repeat(7, 1)) == pytest.approx(1.0, abs=1e-9)
+    assert inception_score(torch.full((5, K), 1 / K)) == pytest.approx(1.0, abs=1e-9)
+    # Confident but unbalanced, classes used 2:1:1: exp(H(1/2, 1/4, 1/4)) = exp(1.5 log 2) = 2 sqrt 2.
+    assert inception_score(torch.eye(3)[[0, 0, 1, 2]]) == pytest.approx(2 * 2**0.5, abs=1e-9)
+    # Half the rows sure of class 0, half split evenly between 0 and 1: p(y) = (3/4, 1/4),
+    # E KL = 1/2 log(4/3) + 1/2 (1/2 log(2/3) + 1/2 log 2) = 1/2 log(4/3) + 1/4 log(4/3).
+    mixed = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    assert inception_score(mixed) == pytest.approx((4 / 3) ** 0.75, abs=1e-9)
+    with pytest.raises(ValueError):
+        inception_score(torch.tensor([[0.5, 0.6]]))
 
 
 def test_nearest_neighbours_against_brute_force():
@@ -102,3 +122,17 @@ def test_classifier_numbers_separate_real_from_shuffled_images(mnist_and_classif
     d_real, _ = nearest_neighbours(real[:50], xtr[:20000])
     d_shuf, _ = nearest_neighbours(shuffle_pixels(real[:50], g), xtr[:20000])
     assert d_real.median() < 0.8 * d_shuf.median()
+
+
+def test_feature_neighbours_find_the_training_digits_themselves(mnist_and_classifier):
+    from ncsn_edu.metrics import classifier_outputs, feature_nearest_neighbours
+
+    (xt, _), (xtr, _), model, _ = mnist_and_classifier
+    ref = xtr[:2000]
+    _, ref_feats = classifier_outputs(model, ref)
+    d, i = feature_nearest_neighbours(model, ref[[5, 700]], ref_feats, k=2)
+    assert i[:, 0].tolist() == [5, 700] and d[:, 0].abs().max() < 1e-4  # a copy is its own nearest neighbour
+    assert (d[:, 1] > d[:, 0]).all()
+    # Real test digits: their nearest training neighbour in feature space mostly has their label.
+    _, i_t = feature_nearest_neighbours(model, xt[:200], ref_feats, k=1)
+    assert (mnist_and_classifier[1][1][:2000][i_t[:, 0]] == mnist_and_classifier[0][1][:200]).float().mean() > 0.9
