@@ -20,27 +20,29 @@ import numpy as np
 import torch
 
 
-def _as_2d(features) -> np.ndarray:
-    f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"features must be an (N, D) array with N >= 2, got shape {f.shape}")
+def _as_2d(features) -> torch.Tensor:
+    f = torch.as_tensor(features.detach().cpu() if isinstance(features, torch.Tensor) else np.asarray(features),
+                        dtype=torch.float64)
+    if f.dim() != 2 or len(f) < 2:
+        raise ValueError(f"features must be an (N, D) array with N >= 2, got shape {tuple(f.shape)}")
     return f
 
 
-def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+# The linear algebra runs in torch (float64), so it follows torch.set_num_threads: numpy's
+# multithreaded BLAS slows these small matrices down many times on a busy machine.
+def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh((a + a.T) / 2)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
 
 
 def frechet_distance_from_moments(mu1, cov1, mu2, cov2) -> float:
     """``||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^{1/2} C2 C1^{1/2})^{1/2})``, the squared
     2-Wasserstein distance between ``N(mu1, C1)`` and ``N(mu2, C2)``.
     Belongs to chapter 11 (MNIST inpainting and sample quality)."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
+    mu1, mu2, cov1, cov2 = (torch.as_tensor(np.asarray(t), dtype=torch.float64) for t in (mu1, mu2, cov1, cov2))
     s1 = _sqrtm_psd(cov1)
     cross = _sqrtm_psd(s1 @ cov2 @ s1)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(cross))
+    return float(((mu1 - mu2) ** 2).sum() + cov1.trace() + cov2.trace() - 2 * cross.trace())
 
 
 def frechet_distance(features_a, features_b) -> float:
@@ -51,7 +53,7 @@ def frechet_distance(features_a, features_b) -> float:
     a, b = _as_2d(features_a), _as_2d(features_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
-    return frechet_distance_from_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    return frechet_distance_from_moments(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
 
 
 def class_histogram(predictions, num_classes: int = 10) -> np.ndarray:
@@ -151,7 +153,7 @@ def frechet_between_disjoint_subsets(features, n: int, repeats: int = 1, generat
         raise ValueError(f"need 2 <= n <= {len(f) // 2} (two disjoint subsets of {len(f)} rows)")
     out = []
     for _ in range(repeats):
-        perm = torch.randperm(len(f), generator=generator).numpy()
+        perm = torch.randperm(len(f), generator=generator)
         out.append(frechet_distance(f[perm[:n]], f[perm[n:2 * n]]))
     return np.array(out)
 
