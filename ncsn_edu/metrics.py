@@ -10,6 +10,8 @@
 * :func:`classifier_report`: all of the classifier numbers at once;
 * :func:`inception_score`: ``exp(E_x KL(p(y|x) || p(y)))``, the Inception score's formula,
   here with any classifier's probabilities (the MNIST classifier in chapter 11);
+* :func:`has_closed_loop`: whether a digit's strokes enclose background (0, 6, 8, 9 do;
+  an open "C" does not);
 * :func:`feature_nearest_neighbours`: the closest training images in a classifier's
   feature space (a stand-in for the paper's Figure 10, which uses Inception features).
 """
@@ -191,3 +193,30 @@ def feature_nearest_neighbours(classifier, queries: torch.Tensor, reference_feat
     Introduced in chapter 11 (MNIST inpainting and sample quality)."""
     _, q = classifier_outputs(classifier, queries)
     return nearest_neighbours(q, torch.as_tensor(reference_features), k=k)
+
+
+@torch.no_grad()
+def has_closed_loop(images: torch.Tensor, threshold: float = 0.5, min_area: int = 3) -> torch.Tensor:
+    """For each image ``(N, 1, H, W)`` in ``[0, 1]``: do its strokes (pixels above
+    ``threshold``) enclose at least ``min_area`` background pixels that cannot be reached
+    from the border through background? Background spreads to its 4 neighbours only, so
+    a stroke that touches itself diagonally still closes a loop. Returns a bool tensor ``(N,)``.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"expected images of shape (N, 1, H, W), got {tuple(images.shape)}")
+    background = images[:, 0] <= threshold
+    reached = torch.zeros_like(background)
+    reached[:, 0, :], reached[:, -1, :], reached[:, :, 0], reached[:, :, -1] = (
+        background[:, 0, :], background[:, -1, :], background[:, :, 0], background[:, :, -1])
+    while True:
+        grown = reached.clone()
+        grown[:, 1:, :] |= reached[:, :-1, :]
+        grown[:, :-1, :] |= reached[:, 1:, :]
+        grown[:, :, 1:] |= reached[:, :, :-1]
+        grown[:, :, :-1] |= reached[:, :, 1:]
+        grown &= background
+        if torch.equal(grown, reached):
+            break
+        reached = grown
+    enclosed = background & ~reached
+    return enclosed.flatten(1).sum(1) >= min_area
