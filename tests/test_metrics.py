@@ -51,6 +51,8 @@ def test_histogram_and_confidence():
 
 
 def test_inception_score_closed_forms():
+    # Catches (each planted and seen failing): p(y) averaged over classes instead of images, the
+    # exp left out, the KL taken the other way round, the mean taken after the exp.
     K = 10
     # Confident predictions, every class equally often: KL(p(y|x) || p(y)) = log K for every x.
     onehot = torch.eye(K).repeat(3, 1)
@@ -80,6 +82,8 @@ def _ring(gap_rows=()):
 
 
 def test_closed_loops_are_found_and_open_shapes_are_not():
+    # Catches (each planted and seen failing): no flood from the border, a flood through strokes,
+    # background spreading diagonally (8 neighbours), a wrong area threshold.
     ring, c_shape = _ring(), _ring(gap_rows=range(12, 17))  # an "O" and a "C"
     box = torch.zeros(1, 28, 28)
     box[0, 2:12, 8:20] = 1.0
@@ -155,6 +159,7 @@ def test_classifier_numbers_separate_real_from_shuffled_images(mnist_and_classif
 
 
 def test_feature_neighbours_find_the_training_digits_themselves(mnist_and_classifier):
+    # Catches (planted and seen failing): the nearest neighbour (a copy) skipped.
     from ncsn_edu.metrics import classifier_outputs, feature_nearest_neighbours
 
     (xt, _), (xtr, _), model, _ = mnist_and_classifier

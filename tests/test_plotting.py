@@ -83,6 +83,7 @@ def test_density_contourf_fills_around_the_mode():
 
 
 def test_neighbour_figure_shows_each_query_and_its_neighbours():
+    # Catches (planted and seen failing): every column showing the first neighbour.
     gen = torch.Generator().manual_seed(2)
     queries, reference = torch.rand(2, 1, 28, 28, generator=gen), torch.rand(6, 1, 28, 28, generator=gen)
     indices, distances = torch.tensor([[4, 1, 0], [2, 5, 3]]), torch.tensor([[1.0, 2.0, 3.5], [0.5, 0.75, 1.25]])
