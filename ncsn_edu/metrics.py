@@ -7,7 +7,13 @@
   features (the recipe of FID, here in a small classifier's feature space);
 * :func:`nearest_neighbours`: the closest training images in pixel space, with their
   distances (Figure 9 of the paper: are samples copies of training data?);
-* :func:`classifier_report`: all of the classifier numbers at once.
+* :func:`classifier_report`: all of the classifier numbers at once;
+* :func:`inception_score`: ``exp(E_x KL(p(y|x) || p(y)))``, the Inception score's formula,
+  here with any classifier's probabilities (the MNIST classifier in chapter 11);
+* :func:`has_closed_loop`: whether a digit's strokes enclose background (0, 6, 8, 9 do;
+  an open "C" does not);
+* :func:`feature_nearest_neighbours`: the closest training images in a classifier's
+  feature space (a stand-in for the paper's Figure 10, which uses Inception features).
 """
 
 from __future__ import annotations
@@ -16,27 +22,29 @@ import numpy as np
 import torch
 
 
-def _as_2d(features) -> np.ndarray:
-    f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"features must be an (N, D) array with N >= 2, got shape {f.shape}")
+def _as_2d(features) -> torch.Tensor:
+    f = torch.as_tensor(features.detach().cpu() if isinstance(features, torch.Tensor) else np.asarray(features),
+                        dtype=torch.float64)
+    if f.dim() != 2 or len(f) < 2:
+        raise ValueError(f"features must be an (N, D) array with N >= 2, got shape {tuple(f.shape)}")
     return f
 
 
-def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+# The linear algebra runs in torch (float64), so it follows torch.set_num_threads: numpy's
+# multithreaded BLAS slows these small matrices down many times on a busy machine.
+def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh((a + a.T) / 2)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
 
 
 def frechet_distance_from_moments(mu1, cov1, mu2, cov2) -> float:
     """``||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1^{1/2} C2 C1^{1/2})^{1/2})``, the squared
     2-Wasserstein distance between ``N(mu1, C1)`` and ``N(mu2, C2)``.
     Belongs to chapter 11 (MNIST inpainting and sample quality)."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
+    mu1, mu2, cov1, cov2 = (torch.as_tensor(np.asarray(t), dtype=torch.float64) for t in (mu1, mu2, cov1, cov2))
     s1 = _sqrtm_psd(cov1)
     cross = _sqrtm_psd(s1 @ cov2 @ s1)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(cross))
+    return float(((mu1 - mu2) ** 2).sum() + cov1.trace() + cov2.trace() - 2 * cross.trace())
 
 
 def frechet_distance(features_a, features_b) -> float:
@@ -47,7 +55,7 @@ def frechet_distance(features_a, features_b) -> float:
     a, b = _as_2d(features_a), _as_2d(features_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
-    return frechet_distance_from_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    return frechet_distance_from_moments(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
 
 
 def class_histogram(predictions, num_classes: int = 10) -> np.ndarray:
@@ -147,6 +155,68 @@ def frechet_between_disjoint_subsets(features, n: int, repeats: int = 1, generat
         raise ValueError(f"need 2 <= n <= {len(f) // 2} (two disjoint subsets of {len(f)} rows)")
     out = []
     for _ in range(repeats):
-        perm = torch.randperm(len(f), generator=generator).numpy()
+        perm = torch.randperm(len(f), generator=generator)
         out.append(frechet_distance(f[perm[:n]], f[perm[n:2 * n]]))
     return np.array(out)
+
+
+def inception_score(probs) -> float:
+    """``exp(E_x KL(p(y|x) || p(y)))`` for class probabilities ``probs`` of shape ``(N, K)``
+    (one row ``p(y|x)`` per image), with ``p(y)`` the mean of the rows: the formula of the
+    Inception score, whatever classifier gave the probabilities.
+
+    It equals ``exp(H(p(y)) - E_x H(p(y|x)))``: large when each image is classified with
+    confidence (low entropy per row) and the classes are used evenly (high entropy of the
+    mean). It lies between 1 (every row the same) and ``K`` (confident rows, classes
+    exactly balanced). ``p(y)`` is estimated from the same ``N`` rows, so compare only
+    scores of equally many images.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    if p.dim() != 2 or len(p) == 0:
+        raise ValueError(f"probs must be a non-empty (N, K) array, got shape {tuple(p.shape)}")
+    if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=torch.float64), atol=1e-4):
+        raise ValueError("each row of probs must be a probability vector (non-negative, summing to 1)")
+    p_y = p.mean(0, keepdim=True)
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, p_y)).sum(1)  # 0 log 0 = 0; p_y > 0 wherever p > 0
+    return kl.mean().exp().item()
+
+
+@torch.no_grad()
+def feature_nearest_neighbours(classifier, queries: torch.Tensor, reference_features: torch.Tensor, k: int = 1):
+    """The ``k`` nearest reference images of each query image in ``classifier``'s feature
+    space (Euclidean distance between the ``features`` of :func:`classifier_outputs`).
+
+    ``reference_features`` are the features of the reference images, computed once with
+    :func:`classifier_outputs`. Returns ``(distances, indices)``, both ``(N_queries, k)``,
+    nearest first; the indices point into the reference set. The paper's Figure 10 does
+    this with Inception-v3 features on CIFAR-10; chapter 11 uses the MNIST classifier.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
+    _, q = classifier_outputs(classifier, queries)
+    return nearest_neighbours(q, torch.as_tensor(reference_features), k=k)
+
+
+@torch.no_grad()
+def has_closed_loop(images: torch.Tensor, threshold: float = 0.5, min_area: int = 3) -> torch.Tensor:
+    """For each image ``(N, 1, H, W)`` in ``[0, 1]``: do its strokes (pixels above
+    ``threshold``) enclose at least ``min_area`` background pixels that cannot be reached
+    from the border through background? Background spreads to its 4 neighbours only, so
+    a stroke that touches itself diagonally still closes a loop. Returns a bool tensor ``(N,)``.
+    Introduced in chapter 11 (MNIST inpainting and sample quality)."""
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"expected images of shape (N, 1, H, W), got {tuple(images.shape)}")
+    background = images[:, 0] <= threshold
+    reached = torch.zeros_like(background)
+    reached[:, 0, :], reached[:, -1, :], reached[:, :, 0], reached[:, :, -1] = (
+        background[:, 0, :], background[:, -1, :], background[:, :, 0], background[:, :, -1])
+    while True:
+        grown = reached.clone()
+        grown[:, 1:, :] |= reached[:, :-1, :]
+        grown[:, :-1, :] |= reached[:, 1:, :]
+        grown[:, :, 1:] |= reached[:, :, :-1]
+        grown[:, :, :-1] |= reached[:, :, 1:]
+        grown &= background
+        if torch.equal(grown, reached):
+            break
+        reached = grown
+    enclosed = background & ~reached
+    return enclosed.flatten(1).sum(1) >= min_area

@@ -147,3 +147,21 @@ def plot_diagonal_scores(ax, curves, lim: float = 8.0, n: int = 200):
     ax.set_xlabel("position $t$ on the diagonal $x_1 = x_2 = t$")
     ax.set_ylabel("first score component")
     ax.legend(fontsize=8, loc="lower left")
+
+
+def neighbour_figure(queries, reference, indices, distances, title, query_label="sample", cell: float = 1.1):
+    """One row per query image: the query, then its nearest ``reference`` images
+    (``indices``, ``(N, k)``) titled with their ``distances``. Each image is drawn in a
+    square cell ``cell`` inches wide. Returns the figure (chapter 11's Figure 10 stand-in).
+    """
+    import matplotlib.pyplot as plt
+
+    n, k = indices.shape
+    fig, axes = plt.subplots(n, k + 1, figsize=(cell * (k + 1), cell * n + 0.6), squeeze=False)
+    for r in range(n):
+        show_image(axes[r, 0], queries[r], query_label if r == 0 else None)
+        for c in range(k):
+            show_image(axes[r, c + 1], reference[int(indices[r, c])], f"d = {float(distances[r, c]):.2f}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -7,7 +7,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ncsn_edu.plotting import density_contourf, density_contours, image_grid, scatter_samples, show_grid, show_image  # noqa: E402
+from ncsn_edu.plotting import (  # noqa: E402
+    density_contourf,
+    density_contours,
+    image_grid,
+    neighbour_figure,
+    scatter_samples,
+    show_grid,
+    show_image,
+)
 
 
 def test_image_grid_places_each_image_in_its_cell():
@@ -71,4 +79,21 @@ def test_density_contourf_fills_around_the_mode():
     pts = np.concatenate([path.vertices for path in cs.get_paths() if len(path.vertices)])
     # the filled band {p >= 0.5} is centred on the mode
     np.testing.assert_allclose(pts.mean(0), mean.numpy(), atol=0.05)
+    plt.close(fig)
+
+
+def test_neighbour_figure_shows_each_query_and_its_neighbours():
+    # Catches (planted and seen failing): every column showing the first neighbour.
+    gen = torch.Generator().manual_seed(2)
+    queries, reference = torch.rand(2, 1, 28, 28, generator=gen), torch.rand(6, 1, 28, 28, generator=gen)
+    indices, distances = torch.tensor([[4, 1, 0], [2, 5, 3]]), torch.tensor([[1.0, 2.0, 3.5], [0.5, 0.75, 1.25]])
+    fig = neighbour_figure(queries, reference, indices, distances, "title")
+    axes = np.array(fig.axes).reshape(2, 4)
+    for r in range(2):
+        np.testing.assert_array_equal(np.asarray(axes[r, 0].images[0].get_array()), queries[r, 0].numpy())
+        for c in range(3):
+            shown = np.asarray(axes[r, c + 1].images[0].get_array())
+            np.testing.assert_array_equal(shown, reference[indices[r, c], 0].numpy())
+            assert axes[r, c + 1].get_title() == f"d = {distances[r, c]:.2f}"
+    assert axes[0, 0].get_title() == "sample" and fig._suptitle.get_text() == "title"
     plt.close(fig)
