@@ -44,9 +44,10 @@
     var cA = L.canvas(row, 360, 360, "annealed Langevin (Algorithm 1), exact annealed scores");
     var vP = new L.View(cP, lim), vA = new L.View(cA, lim);
     var row2 = L.el("div", {"class": "ncsn-live-row"}, ui);
-    var cT = L.canvas(row2, 360, 240, "fraction in the heavy mode against the step (both samplers)");
+    var modeName = "(" + base.means[heavy].join(", ") + ")";
+    var cT = L.canvas(row2, 360, 240, "fraction of chains nearest to " + modeName + " against the step (both samplers)");
     var side = L.el("div", {"class": "ncsn-live-side"}, row2);
-    var wCtl = L.slider(side, {label: "weight of (" + base.means[heavy].join(", ") + ")", name: "weight", min: 0.02,
+    var wCtl = L.slider(side, {label: "weight of " + modeName, name: "weight", min: 0.02,
       max: 0.98, step: "any", value: base.weights[heavy], format: function (v) { return v.toFixed(3); },
       onchange: function () { setWeight(); restart(); }});
     var tCtl = L.slider(side, {label: "plain steps T", name: "n_steps", log: true, min: 10, max: cfg.steps_max || 10000,
@@ -113,7 +114,7 @@
       return tp >= T && run.t >= run.total;
     }
     function chart() {
-      var c = cT.getContext("2d"), W = cT.width, H = cT.height, l = 44, r = 20, t = 10, b = 34;
+      var c = cT.getContext("2d"), W = cT.width, H = cT.height, l = 54, r = 20, t = 10, b = 34;
       var T = Math.max(Math.round(tCtl.get()), run.total), w = wCtl.get();
       function X(step) { return l + (W - l - r) * step / T; }
       function Y(f) { return t + (H - t - b) * (1 - f); }
@@ -124,7 +125,7 @@
       c.textAlign = "center"; c.textBaseline = "top";
       [0, 0.5, 1].forEach(function (q) { c.fillText(String(Math.round(q * T)), X(q * T), H - b + 4); });
       c.fillText("step", l + (W - l - r) / 2, H - 16);
-      c.save(); c.translate(11, t + (H - t - b) / 2); c.rotate(-Math.PI / 2); c.fillText("fraction in heavy mode", 0, 0);
+      c.save(); c.translate(4, t + (H - t - b) / 2); c.rotate(-Math.PI / 2); c.fillText("fraction at " + modeName, 0, 0);
       c.restore();
       c.setLineDash([5, 4]); c.strokeStyle = "#000"; c.beginPath(); c.moveTo(X(0), Y(w)); c.lineTo(X(T), Y(w)); c.stroke();
       c.setLineDash([3, 2]); c.strokeStyle = "rgb(44,160,44)"; c.lineWidth = 2; c.beginPath();  // each level's equilibrium
@@ -148,7 +149,7 @@
       var fp = frac(xp), fa = frac(xa), w = wCtl.get(), se = function (f) { return Math.sqrt(f * (1 - f) / n); };
       var lev = run.level(), sig = sigmas[lev], eq = sideFraction(mix, heavy, sig, convCtl.get());
       return {plain: fp, annealed: fa, weight: w, level: lev + 1, sigma: sig, equilibrium: eq,
-        text: "weight of the heavy mode " + w.toFixed(3) + "   (" + n + " chains each, same starts)\n" +
+        text: "weight of " + modeName + " " + w.toFixed(3) + "   (" + n + " chains each, same starts)\n" +
           "plain Langevin    step " + tp + " of " + Math.round(tCtl.get()) + ":  fraction " + L.fmt(fp) + " \u00b1 " +
           L.fmt(se(fp)) + "\n" +
           "annealed Langevin step " + run.t + " of " + run.total + " (level " + (lev + 1) + ", \u03c3 = " + sig.toPrecision(3) +
