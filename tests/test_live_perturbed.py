@@ -92,7 +92,22 @@ def test_chapter_1_profile_and_ratio_are_the_packages(drv, tmp_path):
         ratio = (q.log_prob(ends[:1]) - q.log_prob(ends[1:])).exp().item()
         assert got["ratio"] == pytest.approx(ratio, rel=1e-9), sigma
         assert got["component_stds"] == pytest.approx(q.stds.tolist(), rel=1e-12)
+        assert not under_legend(got, ("density", "p_heavy")), sigma
     assert drv.execute_script("return window.__errors") == []
+
+
+def under_legend(got, curves):
+    """The points of the profile's ``curves`` that its legend box hides, as (curve, t, value)."""
+    g = got["profile"]
+    x0, y0, w, h = g["legend"]
+    hidden = []
+    for name in curves:
+        for t, v in zip(got["t"], got[name]):
+            px = g["left"] + (t - g["xr"][0]) / (g["xr"][1] - g["xr"][0]) * g["w"]
+            py = g["top"] + (g["yr"][1] - v) / (g["yr"][1] - g["yr"][0]) * g["h"]
+            if x0 <= px <= x0 + w and y0 <= py <= y0 + h:
+                hidden.append((name, t, v))
+    return hidden
 
 
 def dsm_like_nets():

@@ -27,6 +27,7 @@
     this.xr = xr; this.yr = yr;
     this.left = 48; this.right = 10; this.top = 10; this.bottom = 40;
     this.w = canvas.width - this.left - this.right; this.h = canvas.height - this.top - this.bottom;
+    this.yTickMax = Infinity;  // no y ticks above this (the headroom that holds a legend)
   }
   Plot.prototype.px = function (x) { return this.left + (x - this.xr[0]) / (this.xr[1] - this.xr[0]) * this.w; };
   Plot.prototype.py = function (y) { return this.top + (this.yr[1] - y) / (this.yr[1] - this.yr[0]) * this.h; };
@@ -45,7 +46,7 @@
       c.fillText(String(Math.round(t * 1000) / 1000), x, self.top + self.h + 5);
     });
     c.textAlign = "right"; c.textBaseline = "middle";
-    ticks(this.yr[0], this.yr[1], 5).forEach(function (t) {
+    ticks(this.yr[0], Math.min(this.yr[1], this.yTickMax), 5).forEach(function (t) {
       var y = self.py(t);
       c.beginPath(); c.moveTo(self.left, y); c.lineTo(self.left - 4, y); c.stroke();
       c.fillText(String(Math.round(t * 1000) / 1000), self.left - 6, y);
@@ -69,6 +70,10 @@
     }
     c.stroke(); c.restore();
   };
+  /** Where the plot sits on its canvas and what it spans (for state() and the tests). */
+  Plot.prototype.geometry = function () {
+    return {xr: this.xr, yr: this.yr, left: this.left, top: this.top, w: this.w, h: this.h, legend: this.legendBox || null};
+  };
   Plot.prototype.vline = function (x, color) {
     if (!(x >= this.xr[0] && x <= this.xr[1])) return;
     var c = this.ctx, X = this.px(x);
@@ -82,6 +87,7 @@
     for (i = 0; i < items.length; i++) w = Math.max(w, c.measureText(items[i][0]).width);
     y = where === "bl" ? this.top + this.h - 6 - lh * items.length : this.top + 6;
     c.fillStyle = "rgba(255,255,255,0.85)"; c.fillRect(x, y, w + 36, lh * items.length + 4);
+    this.legendBox = [x, y, w + 36, lh * items.length + 4];  // canvas pixels, for state() and the tests
     for (i = 0; i < items.length; i++) {
       var yy = y + 2 + lh * i + lh / 2;
       c.strokeStyle = items[i][1]; c.lineWidth = 1.8; c.setLineDash(items[i][2] || []);
@@ -136,7 +142,10 @@
       capN = cn.nextSibling;
     }
     var cp = L.canvas(panels, 420, 300, "profile");
-    var plot = nets.length ? new Plot(cp, [-lim, lim], [-10, 10]) : new Plot(cp, [-lim, lim], [0, 1.02]);
+    // without networks the two curves run from 0 to 1; the headroom above 1 holds the legend, so that it
+    // hides no curve at any sigma (at sigma = 20 the density is near 1 all along the diagonal)
+    var plot = nets.length ? new Plot(cp, [-lim, lim], [-10, 10]) : new Plot(cp, [-lim, lim], [0, 1.3]);
+    if (!nets.length) plot.yTickMax = 1;
     var capP = cp.nextSibling;
     var side = L.el("div", {"class": "ncsn-live-side"}, panels);
     var sigCtl = L.slider(top, {label: "noise level \u03c3", name: "sigma", log: true, min: sMin, max: sMax,
@@ -294,7 +303,8 @@
     return {
       state: function () {
         var r = current.r, out = {kind: "perturbed", sigma: r.sigma, ratio: r.ratio, component_stds: r.stds,
-          midpoint: mid, mode: modePt, click: clicked, readout: current.readout, t: Array.from(r.t)};
+          midpoint: mid, mode: modePt, click: clicked, readout: current.readout, t: Array.from(r.t),
+          profile: plot.geometry()};
         if (r.net) {
           out.sigma_train = r.net.sigma; out.trained = trained; out.error = r.net.error; out.error_grid = r.net.grid;
           out.learned = Array.from(r.net.learned); out.exact_train = Array.from(r.net.exact);
