@@ -115,7 +115,7 @@ class LiveFigure:
     Introduced in chapter 1 (scores and Langevin dynamics).
     """
 
-    def __init__(self, kind: str, config: dict, fallback=None, title: str = "", dpi: int = 60):
+    def __init__(self, kind: str, config: dict, fallback=None, title: str = "", dpi: int = 80):
         library_js([kind])  # an unknown kind fails here, not in the reader's browser
         self.kind, self.config, self.title = kind, dict(config, kind=kind), title
         self.fallback = None if fallback is None else _png(fallback, dpi)
