@@ -24,6 +24,7 @@ import argparse
 import copy
 import datetime
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -154,6 +155,7 @@ def run(seconds: float = 3.0, repeats: int = 3) -> dict:
         "seconds_per_timing": seconds, "repeats": repeats,
         "machine": {"cpu": cpu_name(), "platform": platform.platform(), "chromium": chromium_version(),
                     "torch": torch.__version__, "torch_threads": 1},
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m ncsn_edu.live_benchmark --out data/live_speed.json",
     }
