@@ -433,19 +433,23 @@
     for (j = 0; j < n; j++) for (i = 0; i < n; i++) {
       pts[2 * (j * n + i)] = -this.lim + i * h; pts[2 * (j * n + i) + 1] = -this.lim + j * h;
     }
-    var s = field(pts, n * n), big = 0, lens = new Float64Array(n * n);
+    var s = field(pts, n * n), big = 0;
     for (i = 0; i < n * n; i++) {
-      var m = Math.sqrt(s[2 * i] * s[2 * i] + s[2 * i + 1] * s[2 * i + 1]);
-      lens[i] = isFinite(m) ? Math.log1p(m) : 0;
-      if (lens[i] > big) big = lens[i];
+      var m = Math.log1p(Math.sqrt(s[2 * i] * s[2 * i] + s[2 * i + 1] * s[2 * i + 1]));
+      if (isFinite(m) && m > big) big = m;
     }
-    var c = this.ctx, cell = this.size / (n - 1) * 0.9;
+    this.arrowsAt(pts, s, n * n, big, this.size / (n - 1) * 0.9, color, width);
+  };
+  /** Arrows of the field s at the m points pts, of length log(1 + |s|) / big of `cell` pixels (one
+   * `big` for several fields draws them on one scale). */
+  View.prototype.arrowsAt = function (pts, s, m, big, cell, color, width) {
+    var c = this.ctx;
     c.strokeStyle = color || "#000"; c.fillStyle = color || "#000"; c.lineWidth = width || 1;
     c.beginPath();
-    for (i = 0; i < n * n; i++) {
+    for (var i = 0; i < m; i++) {
       var norm = Math.sqrt(s[2 * i] * s[2 * i] + s[2 * i + 1] * s[2 * i + 1]);
-      if (!(norm > 0) || !isFinite(norm) || big <= 0) continue;
-      var len = lens[i] / big * cell, ux = s[2 * i] / norm, uy = -s[2 * i + 1] / norm;
+      if (!(norm > 0) || !isFinite(norm) || !(big > 0)) continue;
+      var len = Math.log1p(norm) / big * cell, ux = s[2 * i] / norm, uy = -s[2 * i + 1] / norm;
       var x0 = this.px(pts[2 * i]), y0 = this.py(pts[2 * i + 1]), x1 = x0 + ux * len, y1 = y0 + uy * len;
       c.moveTo(x0, y0); c.lineTo(x1, y1);
       var hl = Math.min(4, 0.35 * len);

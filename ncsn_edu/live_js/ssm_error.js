@@ -55,24 +55,6 @@
   }
   L.ssmError = {gridLinspace: gridLinspace, errorStats: errorStats, bandStats: bandStats};
 
-  /** Arrows of the field s at the points pts (m of them), lengths log(1 + |s|) / big of a cell. */
-  function arrows(view, pts, s, m, big, cell, color, width) {
-    var c = view.ctx;
-    c.strokeStyle = color; c.lineWidth = width || 1;
-    c.beginPath();
-    for (var i = 0; i < m; i++) {
-      var norm = Math.sqrt(s[2 * i] * s[2 * i] + s[2 * i + 1] * s[2 * i + 1]);
-      if (!(norm > 0) || !isFinite(norm)) continue;
-      var len = Math.log1p(norm) / big * cell, ux = s[2 * i] / norm, uy = -s[2 * i + 1] / norm;
-      var x0 = view.px(pts[2 * i]), y0 = view.py(pts[2 * i + 1]), x1 = x0 + ux * len, y1 = y0 + uy * len;
-      c.moveTo(x0, y0); c.lineTo(x1, y1);
-      var hl = Math.min(4, 0.35 * len);
-      c.moveTo(x1, y1); c.lineTo(x1 - hl * (ux + 0.5 * uy), y1 - hl * (uy - 0.5 * ux));
-      c.moveTo(x1, y1); c.lineTo(x1 - hl * (ux - 0.5 * uy), y1 - hl * (uy + 0.5 * ux));
-    }
-    c.stroke();
-  }
-
   /** Values at the linspace grid (row j = y index, from the bottom) as cells centred on the grid
    * points, clipped to the plot area, as matplotlib's pcolormesh(shading="auto") draws them. */
   function heatLinspace(view, values, n, name, vmin, vmax, rows) {
@@ -194,8 +176,8 @@
         big = Math.max(big, Math.log1p(Math.hypot(s[2 * q2], s[2 * q2 + 1])), Math.log1p(Math.hypot(aExact[2 * q2], aExact[2 * q2 + 1])));
       }
       var cell = v1.size / (nA - 1) * 0.9;
-      arrows(v1, apts, aExact, nA * nA, big, cell, "rgba(0,0,0,0.8)", 1);
-      arrows(v1, apts, s, nA * nA, big, cell, "rgba(214,39,40,0.9)", 1.2);
+      v1.arrowsAt(apts, aExact, nA * nA, big, cell, "rgba(0,0,0,0.8)", 1);
+      v1.arrowsAt(apts, s, nA * nA, big, cell, "rgba(214,39,40,0.9)", 1.2);
       v1.axes();
       title(v1, "step " + steps[k] + ": exact score (black), learned (red)");
       marker(v1, clicked);
