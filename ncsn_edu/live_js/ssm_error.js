@@ -267,15 +267,17 @@
       ].join("\n");
       return r;
     }
-    var anim = L.animator(ui, function (budget) {
+    function tick(budget) {
       var k = index();
       if (k !== shown) { shown = k; drawFields(k); pointReadout(); }
       var done = compute(k, budget);
       drawMap();
       report();
       return !done;
-    });
-    function request() { anim.start(); }
+    }
+    var anim = L.animator(ui, tick);
+    // the new step's fields and the first rows of its map are drawn at once, in the slider's own handler
+    function request() { if (tick(8)) anim.start(); }
     function onClick(view) {
       return function (ev) {
         var q = view.eventPoint(ev);
