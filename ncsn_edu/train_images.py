@@ -422,6 +422,17 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
 
 # ----------------------------------------------------------------------------- command line
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults appended to the help of options that take a value; an on/off switch's help
+    says itself what happens without it (``--no-flip (default: True)`` would read as if
+    flips were off), and so does an option whose default is None (decided at run time)."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0 or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
                  preset: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``preset`` (a name in :data:`ncsn_edu.presets.PRESETS`) its
@@ -434,7 +445,7 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
                     "Defaults are the paper's (Song & Ermon 2019, appendix B) as the official code runs them, "
                     "including the dequantisation of every batch (--no-dequantize turns it off). Rerunning the "
                     "same command resumes from OUT/checkpoint.pt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     a = p.add_argument
     a("--preset", default=preset, choices=sorted(PRESETS),
       help="start from these named settings (ncsn_edu.presets), e.g. BOOK_CPU_MNIST for the book's shipped "
@@ -452,8 +463,11 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
                                               "--crop 140 --image-size 32)")
     a("--ngf", type=int, default=None, help="network width; default the paper's: 64 for MNIST, 128 for CIFAR-10")
     a("--flip", dest="flip", action="store_true", default=None,
-      help="random horizontal flips (default: on for CIFAR-10, off for MNIST)")
-    a("--no-flip", dest="flip", action="store_false", help="no random flips")
+      help="random horizontal flips (without --flip or --no-flip: the data set's paper setting, flips on for "
+           "CIFAR-10 and off for MNIST and image folders)")
+    a("--no-flip", dest="flip", action="store_false",
+      help="no random flips (without it, CIFAR-10 images are flipped at random, as in the paper, and MNIST "
+           "and image folders are not)")
     a("--n-sigmas", type=int, default=d.n_sigmas, help="number of noise levels L")
     a("--sigma-begin", type=float, default=d.sigma_begin, help="largest noise level sigma_1")
     a("--sigma-end", type=float, default=d.sigma_end, help="smallest noise level sigma_L")
@@ -464,8 +478,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--n-iters", type=int, default=d.n_iters, help="training iterations in all")
     a("--ckpt-every", type=int, default=d.ckpt_every, help="iterations between checkpoints")
     a("--no-snapshots", dest="keep_snapshots", action="store_false",
-      help="keep only the latest checkpoint, not a model snapshot per checkpoint (snapshots are what "
-           "the paper's FID-based checkpoint selection needs)")
+      help="keep only the latest checkpoint (without it, a snapshot of the model is also kept at every "
+           "checkpoint, OUT/snapshots/model_XXXXXXX.pt: what the paper's FID-based checkpoint selection needs)")
     a("--log-every", type=int, default=d.log_every, help="iterations between rows of metrics.csv")
     a("--test-every", type=int, default=d.test_every, help="iterations between held-out test losses")
     a("--test-batches", type=int, default=d.test_batches, help="test batches per test loss (0: none)")
@@ -477,7 +491,7 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
            "in the paper's notation; the paper states 2e-5)")
     a("--dequantize", dest="dequantize", action="store_true", default=d.dequantize,
       help="uniform dequantisation of every batch, x*255/256 + U(0,1)/256, as the official training loop "
-           "(runners/anneal_runner.py) does unconditionally")
+           "(runners/anneal_runner.py) does unconditionally; on unless --no-dequantize")
     a("--no-dequantize", dest="dequantize", action="store_false", default=argparse.SUPPRESS,
       help="no dequantisation: pixels x/255 as stored (how the book's CPU model data/mnist_ncsn_ngf16.pt "
            "was trained; a run resumes only under its own setting)")
@@ -489,7 +503,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--compile", default=d.compile, choices=["auto", "on", "off"], help="torch.compile (auto: on for CUDA)")
     a("--tensorboard", default=d.tensorboard, choices=["auto", "on", "off"],
       help="also write TensorBoard events to OUT/tensorboard (auto: when tensorboard is installed)")
-    a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    a("--no-progress", dest="progress", action="store_false",
+      help="no progress bar (without it, a bar shows the iterations per second and the loss)")
     a("--max-steps-this-run", type=int, default=None,
       help="stop after this many iterations of this invocation (rerun to continue)")
     a("--max-minutes", type=float, default=None,

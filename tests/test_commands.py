@@ -408,3 +408,15 @@ def test_image_dataset_flip_mirrors_half_the_images(tmp_path):
     assert abs(flipped - n / 2) < 4 * math.sqrt(n) / 2, flipped
     ds = image_dataset("mnist", train=True, root=root, flip=False, download=False)
     assert all(torch.equal(ds[i % 2][0], plain) for i in range(50))
+
+
+def test_each_switch_says_what_happens_without_it():
+    # Catches: the help of --no-flip / --no-snapshots ending in "(default: True)", which
+    # reads as if flips and snapshots were off (argparse's default of a store_false switch).
+    for parser in (ti.build_parser(), ti.build_parser("cifar10", preset="PAPER_CIFAR10")):
+        text = " ".join(parser.format_help().split())
+        assert "(default: True)" not in text and "(default: False)" not in text and "(default: None)" not in text
+        no_flip = text.split("--no-flip ")[-1].split(" --n-sigmas")[0]
+        assert "without it" in no_flip and "flipped at random" in no_flip, no_flip
+        no_snap = text.split("--no-snapshots ")[-1].split(" --log-every")[0]
+        assert "without it" in no_snap and "snapshot of the model is also kept" in no_snap, no_snap
