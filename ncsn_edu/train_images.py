@@ -26,10 +26,12 @@ tests, samples and checkpoints (:mod:`ncsn_edu.checkpoints`) every so often.
 What the engine does, and why:
 
 * **Resume.** Rerunning the same command continues from ``OUT/checkpoint.pt`` (model,
-  optimiser, step, random-number states). Every random draw of step ``k`` (which images,
-  which flips, which noise levels, which noise) comes from generators seeded by
-  ``(seed, k)`` (:mod:`ncsn_edu.seeding`), so a resumed run repeats an uninterrupted one
-  exactly. A resume under settings that change the model or a step is refused.
+  optimiser, step, the gradient scaler under fp16). Every random draw of step ``k``
+  (which images, which flips, which noise levels, which noise) comes from generators
+  seeded by ``(seed, k)`` (:mod:`ncsn_edu.seeding`), so a resumed run repeats an
+  uninterrupted one exactly. Nothing draws from torch's global random state, so none is
+  saved or restored (a test checks that training leaves it alone). A resume under
+  settings that change the model or a step is refused.
 * **Atomic checkpoints.** A checkpoint is written to a temporary file, flushed to disk
   and renamed over the old one, so a run killed at any moment leaves the last complete
   checkpoint. Loading uses ``torch.load(weights_only=True)``.
@@ -40,8 +42,12 @@ What the engine does, and why:
   (``wall_time,step,tag,value``: loss, loss per noise level, held-out test loss) that any
   plain tool reads, also written as TensorBoard events when ``tensorboard`` is
   installed; sample grids ``OUT/samples/step_XXXXXXX.png``.
-* **Speed on a GPU.** bf16 autocast, channels-last memory and ``torch.compile`` are on by
-  default on CUDA (``auto``) and off on CPU; each can be forced on or off.
+* **Precision and speed on a GPU.** ``--amp auto`` chooses per device
+  (:mod:`ncsn_edu.precision`): bf16 autocast and ``torch.compile`` on compute capability
+  8.0 and above, fp16 autocast with a gradient scaler on 7.x (T4, V100), fp32 on older
+  GPUs and on the CPU. The choice is printed and stored in the checkpoint, with the
+  scaler's state; a resume keeps it unless ``--amp`` names another. Channels-last memory
+  is on for CUDA (``auto``); each option can be forced.
 * **Non-finite losses** stop the run with a message; the last checkpoint stays intact.
 * **Several GPUs.** Under ``torchrun`` the model is wrapped in DistributedDataParallel;
   the global batch stays ``--batch-size`` (each of N processes takes 1/N of it) and only
@@ -74,6 +80,7 @@ from .checkpoints import (
 from .checkpoints import save as save_checkpoint
 from .devices import Processes, auto_on, start_processes
 from .image_batches import ImageSet, StepBatches, held_out_batch, load_images, read_image_set
+from .precision import Precision, choose_precision, device_capability, resume_precision
 from .presets import DATASET_DEFAULTS, DATASETS, PRESETS, TrainConfig, build_model, shape_kwargs, validate
 from .progress import progress_bar
 from .schedules import geometric_sigmas
@@ -240,15 +247,16 @@ def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
 
 
 class Speed:
-    """bf16 autocast, channels-last memory and ``torch.compile`` (``auto``: on for CUDA).
+    """The precision and ``torch.compile`` (:func:`ncsn_edu.precision.choose_precision`)
+    and channels-last memory (``auto``: on for CUDA).
     Used by the training command (chapter 10, NCSN on MNIST)."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device):
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: Precision | None = None):
         self.device = device
-        self.bf16 = auto_on(cfg.amp, device)
+        self.precision = precision or choose_precision(cfg.amp, device.type, device_capability(device), cfg.compile)
         self.channels_last = auto_on(cfg.channels_last, device)
-        self.compile = auto_on(cfg.compile, device)
-        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.bf16 else None
+        self.compile = self.precision.compile
+        self.autocast = self.precision.autocast(device)
 
     def prepare(self, t: torch.Tensor) -> torch.Tensor:
         """A batch on the device in the network's memory format."""
@@ -263,6 +271,15 @@ class Speed:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return torch.compile(model) if self.compile else model
+
+
+def skipped_steps(state: dict) -> int:
+    """Steps since step 0 whose optimiser update the gradient scaler skipped (fp16 gradients
+    that overflowed): the steps taken less the updates Adam counted.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    opt = state["optimizer"]
+    counts = [int(st["step"]) for st in opt.state.values() if "step" in st]
+    return state["step"] - (max(counts) if counts else 0)
 
 
 def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed) -> float:
@@ -354,17 +371,22 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
     # The data source (read before any file is written, so a data error leaves OUT untouched).
     train_set, test_set = open_data(cfg)
     settings = run_settings(cfg, train_set)
+    speed, switched = Speed(cfg, device), None
     if saved is not None:
         check_resume(saved["config"], settings, ckpt_path)
+        kept, switched = resume_precision(saved["config"].get("precision"), cfg.amp, speed.precision,
+                                          int(saved["step"]))
+        speed = Speed(cfg, device, kept)
+    settings["precision"] = speed.precision.name
     images = train_set.images.to(device) if device.type == "cuda" else train_set.images  # no loader on a GPU
     batches = StepBatches(images, cfg.batch_size, cfg.seed, cfg.flip, cfg.dequantize)
 
     # The training state and one step.
     sigmas = geometric_sigmas(cfg.sigma_begin, cfg.sigma_end, cfg.n_sigmas).float()
     state = new_state(cfg, model_factory or build_model, settings, device)
+    state["scaler"] = speed.precision.scaler(device)
     if saved is not None:
         restore(state, saved, cfg.lr, (cfg.beta1, cfg.beta2), device)
-    speed = Speed(cfg, device)
     state["model"] = speed.wrap(state["model"], procs)
     step_fn = make_step_fn(sigmas.to(device), cfg.batch_size, procs.share(cfg.batch_size), speed.autocast,
                            speed.prepare)
@@ -378,7 +400,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
         log(f"{'resuming from step ' + str(state['step']) if state['step'] else 'starting'}: {cfg.dataset}, "
             f"ngf {cfg.ngf}, {cfg.n_sigmas} sigmas {cfg.sigma_begin:g}->{cfg.sigma_end:g}, flips {cfg.flip}, "
             f"dequantisation {cfg.dequantize}, batch {cfg.batch_size} on {procs.world} x {device.type}, "
-            f"bf16 {speed.bf16}, channels-last {speed.channels_last}, compile {speed.compile}; writing to {out}")
+            f"channels-last {speed.channels_last}; writing to {out}")
+        log(speed.precision.describe())
+        if switched:
+            log(switched)
     tracker = LossTracker(cfg.n_sigmas, device, procs)
     end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, state["step"] + cfg.max_steps_this_run)
     bar = progress_bar(total=cfg.n_iters, initial=state["step"], enabled=cfg.progress and procs.is_main,
@@ -401,7 +426,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
                 recent, levels = tracker.flush(step, ckpt_path)
                 history.extend(recent)
                 if procs.is_main:
-                    metrics.log(step, tracker.row(recent, levels, sigmas))
+                    row = tracker.row(recent, levels, sigmas)
+                    if state["scaler"] is not None:
+                        row.update(amp_scale=state["scaler"].get_scale(), skipped_steps=skipped_steps(state))
+                    metrics.log(step, row)
                     bar.set_postfix(loss=f"{recent[-1]:.4g}")
             if procs.is_main and cfg.test_batches and (step % cfg.test_every == 0 or step == cfg.n_iters):
                 metrics.log(step, {"test_loss": held_out_loss(state, test_set, cfg, sigmas.to(device), speed)})
@@ -497,10 +525,14 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
            "was trained; a run resumes only under its own setting)")
     a("--seed", type=int, default=d.seed, help="seed of every random draw")
     a("--device", default=d.device, help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    a("--amp", default=d.amp, choices=["auto", "bf16", "off"], help="bf16 autocast (auto: on for CUDA)")
+    a("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "fp32", "off"],
+      help="the precision: bf16 autocast, fp16 autocast with a gradient scaler, or fp32 (off = fp32). auto: "
+           "bf16 on CUDA compute capability >= 8.0, fp16 on 7.x (T4, V100), fp32 on older GPUs and the CPU; a "
+           "resumed run keeps its checkpoint's precision unless --amp names another")
     a("--channels-last", default=d.channels_last, choices=["auto", "on", "off"],
       help="channels-last memory format (auto: on for CUDA)")
-    a("--compile", default=d.compile, choices=["auto", "on", "off"], help="torch.compile (auto: on for CUDA)")
+    a("--compile", default=d.compile, choices=["auto", "on", "off"],
+      help="torch.compile (auto: on with bf16 on CUDA compute capability >= 8.0, the checked fast path)")
     a("--tensorboard", default=d.tensorboard, choices=["auto", "on", "off"],
       help="also write TensorBoard events to OUT/tensorboard (auto: when tensorboard is installed)")
     a("--no-progress", dest="progress", action="store_false",
