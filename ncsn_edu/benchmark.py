@@ -46,6 +46,59 @@ BF16_PEAK_TFLOPS = {
 }
 
 
+#: The GPUs of the run-time estimate (chapter 12): compute capability, and the vendor's
+#: dense (no sparsity) tensor-core peak in TFLOP/s of the precision ``--amp auto`` gives
+#: them (:func:`ncsn_edu.precision.choose_precision`): fp16 on T4 and V100, bf16 on the rest.
+#: Sources: NVIDIA's data sheets (T4: 65 fp16 mixed precision; V100 SXM2: 125 tensor;
+#: A100 SXM/PCIe: 312 bf16; H100 SXM and H200 SXM: 989.4 bf16, half of the 1,979 quoted
+#: with sparsity).
+ESTIMATE_GPUS = {
+    "T4": ((7, 5), 65.0),
+    "V100": ((7, 0), 125.0),
+    "A100": ((8, 0), 312.0),
+    "H100": ((9, 0), 989.4),
+    "H200": ((9, 0), 989.4),
+}
+#: The assumed fraction of that peak a training step reaches (not measured on any GPU here).
+ASSUMED_UTILISATION = 0.30
+
+
+def run_estimate(step_flop: float, n_iters: int = 200_000, utilisation: float = ASSUMED_UTILISATION,
+                 gpus=None) -> list[dict]:
+    """An ESTIMATE, not a measurement: hours for ``n_iters`` training steps of ``step_flop``
+    FLOP each on the GPUs of :data:`ESTIMATE_GPUS` (or the named ``gpus``), at
+    ``utilisation`` of the peak of the precision ``--amp auto`` chooses there.
+    Introduced in chapter 12 (the capstone)."""
+    from .precision import choose_precision
+
+    rows = []
+    for name in gpus or ESTIMATE_GPUS:
+        cap, peak = ESTIMATE_GPUS[name]
+        prec = choose_precision("auto", "cuda", cap)
+        seconds = n_iters * step_flop / (peak * 1e12 * utilisation)
+        rows.append(dict(gpu=name, capability=f"{cap[0]}.{cap[1]}", precision=prec.name, peak_tflops=peak,
+                         utilisation=utilisation, it_per_s=n_iters / seconds, hours=seconds / 3600))
+    return rows
+
+
+def estimate_table(rows: list[dict], step_flop: float, n_iters: int) -> str:
+    """:func:`run_estimate`'s rows as the markdown table chapter 12 shows, headed by what
+    it assumes.
+    Introduced in chapter 12 (the capstone)."""
+    u = rows[0]["utilisation"]
+    lines = [f"ESTIMATE (not measured): {n_iters:,} iterations x {step_flop / 1e12:.3f} TFLOP per step "
+             f"= {n_iters * step_flop:.3g} FLOP, at an assumed {u:.0%} of each GPU's dense peak in the precision "
+             f"--amp auto uses there",
+             "",
+             "| GPU | compute capability | precision (--amp auto) | dense peak, TFLOP/s | assumed utilisation "
+             "| iterations/s | hours for the run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['gpu']} | {r['capability']} | {r['precision']} | {r['peak_tflops']:g} | "
+                     f"{r['utilisation']:.0%} | {r['it_per_s']:.2f} | {r['hours']:.1f} |")
+    return "\n".join(lines)
+
+
 def bf16_peak(device: torch.device, override=None):
     """The device's dense bf16 peak in TFLOP/s (None where unknown or without bf16 cores).
     Used by the capstone commands (chapter 12)."""
@@ -182,6 +235,11 @@ def run_benchmark(args, factory=None) -> dict:
     print(f"one training step of the {args.dataset} network (ngf {ngf}) at batch {args.batch_size}: "
           f"{flops / 1e12:.3f} TFLOP (forward and backward)", flush=True)
     if args.flops_only:
+        rows = run_estimate(flops, args.n_iters, args.utilisation, args.gpu)
+        res["estimate"] = dict(n_iters=args.n_iters, utilisation=args.utilisation, rows=rows,
+                               note="an estimate from the FLOP count, published peaks and an assumed utilisation; "
+                                    "not a measurement")
+        print(estimate_table(rows, flops, args.n_iters), flush=True)
         if args.out:
             with open(args.out, "w") as f:
                 json.dump(res, f, indent=2)
@@ -261,7 +319,12 @@ def build_parser():
     a("--fast-channels-last", default="auto", choices=["auto", "on", "off"], help="channels-last in the fast path")
     a("--fast-compile", default="auto", choices=["auto", "on", "off"], help="torch.compile in the fast path")
     a("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, if not in the built-in table")
-    a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU)")
+    a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU) "
+                                                 "and ESTIMATE the time of --n-iters steps on the GPUs of --gpu")
+    a("--n-iters", type=int, default=200_000, help="iterations of the run the estimate is for")
+    a("--utilisation", type=float, default=ASSUMED_UTILISATION,
+      help="assumed fraction of each GPU's dense peak that a step reaches (the estimate states it)")
+    a("--gpu", nargs="+", default=None, choices=sorted(ESTIMATE_GPUS), help="GPUs to estimate for (default: all)")
     a("--out", default=None, help="write the results to this JSON file")
     return p
 
