@@ -9,8 +9,10 @@ and reports the peak GPU memory and the achieved fraction of the GPU's dense bf1
 (model FLOPs counted by ``torch.utils.flop_counter`` on one fp32 step). The modes:
 
 * ``fp32``: float32, eager, contiguous (NCHW) memory;
-* ``fast``: what the trainer's ``auto`` settings give on the device: bf16 autocast,
-  channels-last and ``torch.compile`` on CUDA (each can be set with ``--fast-*``).
+* ``fast``: what the trainer's ``auto`` settings give on the device
+  (:func:`ncsn_edu.precision.choose_precision`): bf16 autocast, channels-last and
+  ``torch.compile`` on compute capability 8.0 and above; fp16 autocast with a gradient
+  scaler and channels-last on 7.x (T4, V100); each can be set with ``--fast-*``.
 
 Loss agreement: both modes train the same initial network on the same batches and
 noise for ``--agreement-steps`` steps; the mean loss over the second half of the steps
@@ -34,6 +36,7 @@ import torch
 from . import seeding
 from .devices import resolve_device
 from .image_batches import StepBatches, read_image_set
+from .precision import Precision, choose_precision, device_capability
 from .presets import DATASET_DEFAULTS, build_model
 from .schedules import geometric_sigmas
 from .train_step import make_step_fn
@@ -117,8 +120,11 @@ class Mode:
     """One way of running the network: precision, memory format, compilation.
     Used by the capstone commands (chapter 12)."""
 
-    def __init__(self, name, amp: bool, channels_last: bool, compile: bool):
-        self.name, self.amp, self.channels_last, self.compile = name, amp, channels_last, compile
+    def __init__(self, name, amp, channels_last: bool, compile: bool):
+        # amp: a precision name (bf16, fp16, fp32), or True/False for bf16/fp32.
+        amp = {True: "bf16", False: "fp32"}.get(amp, amp) if isinstance(amp, bool) else amp
+        self.name, self.precision, self.channels_last, self.compile = name, amp, channels_last, compile
+        self.amp = amp != "fp32"
 
     def setup(self, model, device):
         model = model.to(device)
@@ -131,10 +137,15 @@ class Mode:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self, device):
-        return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.amp else None
+        return Precision(self.precision, self.compile, "").autocast(device)
+
+    def scaler(self, device):
+        """fp16's gradient scaler (None for bf16 and fp32)."""
+        return Precision(self.precision, self.compile, "").scaler(device)
 
     def describe(self):
-        return dict(bf16=self.amp, channels_last=self.channels_last, compile=self.compile)
+        return dict(precision=self.precision, bf16=self.precision == "bf16", channels_last=self.channels_last,
+                    compile=self.compile)
 
 
 def _sync(device):
@@ -153,7 +164,8 @@ def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=
     d = DATASET_DEFAULTS[dataset]
     shape = (batch, d["channels"], d["image_size"], d["image_size"])
     model, run = mode.setup(_model(factory, dataset, ngf, seed), device)
-    state = {"model": run, "optimizer": torch.optim.Adam(model.parameters(), lr=lr), "step": 0}
+    state = {"model": run, "optimizer": torch.optim.Adam(model.parameters(), lr=lr), "step": 0,
+             "scaler": mode.scaler(device)}
     sigmas = geometric_sigmas(1, 0.01, 10).float().to(device)
     step_fn = make_step_fn(sigmas, batch, autocast=mode.autocast(device), prepare=mode.prep)
     batches = StepBatches(images, batch, seed, False, False) if images is not None else None
@@ -225,8 +237,10 @@ def run_benchmark(args, factory=None) -> dict:
     def flag(v):
         return v == "on" or (v == "auto" and cuda)
 
-    modes = [Mode("fp32", False, False, False),
-             Mode("fast", flag(args.fast_amp), flag(args.fast_channels_last), flag(args.fast_compile))]
+    amp = {"on": "bf16", "off": "fp32"}.get(args.fast_amp, args.fast_amp)
+    fast = choose_precision(amp, device.type, device_capability(device), args.fast_compile)
+    modes = [Mode("fp32", "fp32", False, False),
+             Mode("fast", fast.name, flag(args.fast_channels_last), fast.compile)]
     res = dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
                torch=torch.__version__, dataset=args.dataset, ngf=ngf, batch_size=args.batch_size, modes={})
     flops = step_flops(factory, args.dataset, ngf, args.batch_size, device)
@@ -315,9 +329,12 @@ def build_parser():
            "training images of --dataset); the timings always use random images")
     a("--data-root", default=None, help="data folder for --data real")
     a("--device", default="auto", help="auto, cuda, cpu, ...")
-    a("--fast-amp", default="auto", choices=["auto", "on", "off"], help="bf16 in the fast path (auto: on CUDA)")
+    a("--fast-amp", default="auto", choices=["auto", "bf16", "fp16", "on", "off"],
+      help="the fast path's precision (on = bf16, off = fp32; auto: the trainer's choice for the device, bf16 on "
+           "compute capability >= 8.0, fp16 with a gradient scaler on 7.x)")
     a("--fast-channels-last", default="auto", choices=["auto", "on", "off"], help="channels-last in the fast path")
-    a("--fast-compile", default="auto", choices=["auto", "on", "off"], help="torch.compile in the fast path")
+    a("--fast-compile", default="auto", choices=["auto", "on", "off"],
+      help="torch.compile in the fast path (auto: the trainer's choice, on with bf16 on compute capability >= 8.0)")
     a("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, if not in the built-in table")
     a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU) "
                                                  "and ESTIMATE the time of --n-iters steps on the GPUs of --gpu")
