@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -148,42 +149,116 @@ def resume_precision(recorded: str | None, amp: str, chosen: Precision, step: in
 # ----------------------------------------------------------------------------- per-level agreement
 
 def level_losses(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Tensor, autocast=None, seed: int = 0,
-                 batch: int = 64) -> torch.Tensor:
+                 batch: int = 64, levels=None) -> torch.Tensor:
     """The mean annealed DSM loss of ``model`` at every noise level (a tensor of
-    ``len(sigmas)``), each of the ``images`` (floats in [0, 1]) noised once at every level
-    with noise drawn from ``seed``; the network runs under ``autocast`` (None: fp32).
+    ``len(sigmas)``; only the indices in ``levels`` when given, the others NaN), each of
+    the ``images`` (floats in [0, 1]) noised once at every level with noise drawn from
+    ``seed``; the network runs under ``autocast`` (None: fp32).
     Introduced in chapter 12 (the capstone)."""
     from .train_step import dsm_per_sample
 
     g = torch.Generator().manual_seed(seed)
     n_levels = len(sigmas)
-    total = torch.zeros(n_levels, dtype=torch.float64)
+    total = torch.full((n_levels,), math.nan, dtype=torch.float64)
+    levels = range(n_levels) if levels is None else levels
+    total[list(levels)] = 0.0
     model.eval()
     with torch.no_grad():
         for start in range(0, len(images), batch):
             x = images[start:start + batch]
-            for level in range(n_levels):
+            for level in levels:
                 z = torch.randn(x.shape, generator=g)
                 labels = torch.full((len(x),), level, dtype=torch.long)
                 total[level] += dsm_per_sample(model, x, labels, z, sigmas, autocast).double().sum()
     return total / len(images)
 
 
-def level_agreement(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Tensor, name: str,
-                    seeds=(0, 1, 2), batch: int = 64) -> dict:
-    """Per-level losses of ``model`` on ``images`` in precision ``name`` (bf16 or fp16,
-    autocast on the CPU) against fp32, with the tolerance of each level measured: the
+def level_agreement(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Tensor, names=("bf16",),
+                    seeds=(0, 1, 2), batch: int = 64, levels=None) -> dict:
+    """Per-level losses of ``model`` on ``images`` in each precision of ``names`` (bf16,
+    fp16: autocast on the CPU) against fp32, with each level's tolerance measured: the
     largest difference between the fp32 losses of two ``seeds`` (the same images, other
-    noise). The low-precision losses use ``seeds[0]``'s noise and must lie within each
-    level's tolerance of fp32's with that noise.
+    noise), i.e. how much the loss moves when only the noise draw changes. The
+    low-precision losses use ``seeds[0]``'s noise and must lie within each level's
+    tolerance of fp32's with that noise (and be finite). ``levels`` restricts the check to
+    those level indices (the others are NaN in the result).
     Introduced in chapter 12 (the capstone)."""
-    fp32 = [level_losses(model, images, sigmas, None, s, batch) for s in seeds]
+    levels = list(range(len(sigmas))) if levels is None else list(levels)
+    fp32 = [level_losses(model, images, sigmas, None, s, batch, levels) for s in seeds]
     tol = torch.stack([(a - b).abs() for a, b in itertools.combinations(fp32, 2)]).amax(0)
-    low = level_losses(model, images, sigmas, Precision(name, False, "").autocast(torch.device("cpu")), seeds[0],
-                       batch)
-    diff = (low - fp32[0]).abs()
-    ok = bool(torch.isfinite(low).all() and (diff <= tol).all())
-    return dict(precision=name, sigmas=[float(s) for s in sigmas], fp32=fp32[0].tolist(),
-                low=low.tolist(), difference=diff.tolist(), tolerance=tol.tolist(),
-                ratio=[d / t if t > 0 else math.inf for d, t in zip(diff.tolist(), tol.tolist())],
-                seeds=list(seeds), n_images=len(images), agrees=ok)
+    out = dict(sigmas=[float(s) for s in sigmas], levels=levels, seeds=list(seeds), n_images=len(images),
+               fp32=fp32[0].tolist(), fp32_other_seeds=[f.tolist() for f in fp32[1:]], tolerance=tol.tolist(),
+               precisions={})
+    for name in names:
+        low = level_losses(model, images, sigmas, Precision(name, False, "").autocast(torch.device("cpu")), seeds[0],
+                           batch, levels)
+        diff = (low - fp32[0]).abs()[levels]
+        full = torch.full_like(low, math.nan)
+        full[levels] = diff
+        out["precisions"][name] = dict(
+            loss=low.tolist(), difference=full.tolist(),
+            ratio=[(d / t if t > 0 else math.inf) if i in levels else math.nan
+                   for i, (d, t) in enumerate(zip(full.tolist(), tol.tolist()))],
+            agrees=bool(torch.isfinite(low[levels]).all() and (diff <= tol[levels]).all()))
+    out["agrees"] = all(r["agrees"] for r in out["precisions"].values())
+    return out
+
+
+def agreement_table(result: dict) -> str:
+    """The per-level comparison of :func:`level_agreement` as a text table.
+    Introduced in chapter 12 (the capstone)."""
+    names = list(result["precisions"])
+    head = f"{'sigma':>8} {'fp32':>9} {'tolerance':>9} " + " ".join(f"{n + ' diff':>10} {'ratio':>6}" for n in names)
+    rows = [head]
+    for i in result.get("levels", range(len(result["sigmas"]))):
+        sigma = result["sigmas"][i]
+        cells = " ".join(f"{result['precisions'][n]['difference'][i]:10.4f} {result['precisions'][n]['ratio'][i]:6.2f}"
+                         for n in names)
+        rows.append(f"{sigma:8.4f} {result['fp32'][i]:9.3f} {result['tolerance'][i]:9.4f} {cells}")
+    rows.append("agrees: " + ", ".join(f"{n} {'yes' if result['precisions'][n]['agrees'] else 'NO'}" for n in names))
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    """``python -m ncsn_edu.precision CHECKPOINT``: the per-level agreement of a trained
+    network's loss in bf16 and fp16 (CPU autocast) with fp32 on held-out real images of its
+    data set. Exit code 0 when every precision agrees, 2 otherwise.
+    Introduced in chapter 12 (the capstone)."""
+    import argparse
+    import json
+    import platform
+
+    from .checkpoints import load_checkpoint
+    from .image_batches import read_image_set
+
+    p = argparse.ArgumentParser(prog="python -m ncsn_edu.precision", description=main.__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a checkpoint of ncsn_edu.train_images")
+    p.add_argument("--n-images", type=int, default=64, help="held-out test images (the first N)")
+    p.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="noise seeds of the fp32 spread")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default=None, help="write the result as JSON here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, sigmas, cfg = load_checkpoint(args.checkpoint)
+    test = read_image_set(cfg["dataset"], False, args.data_root)
+    x = test.images[:args.n_images].float()
+    # As the run saw its images: dequantised to the middle of each bin, or v/255.
+    x = (x + 0.5) / 256 if cfg.get("dequantize") else x / 255
+    print(f"Data: {test.source}; {len(x)} test images, checkpoint {args.checkpoint} (step "
+          f"{torch.load(args.checkpoint, weights_only=True)['step']})", flush=True)
+    res = level_agreement(model, x, sigmas.float(), args.precisions, tuple(args.seeds))
+    res.update(checkpoint=str(args.checkpoint), dataset=cfg["dataset"], ngf=cfg["ngf"], data_source=test.source,
+               torch=torch.__version__, machine=platform.processor() or platform.machine(),
+               command="python -m ncsn_edu.precision " + " ".join(argv if argv is not None else sys.argv[1:]))
+    print(agreement_table(res))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+    return 0 if res["agrees"] else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -149,3 +149,51 @@ def test_training_leaves_the_global_random_state_alone(mnist_root, tmp_path):
     ti.train(cfg(mnist_root, tmp_path, n_iters=5, ckpt_every=3, test_batches=1, test_every=3, sample_every=3),
              model_factory=tiny_factory, log=lambda *x: None)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+# ----------------------------------------------------------------------------- per-level agreement
+
+def _forward_with_the_first_convolution_under_autocast(self, x, labels):
+    """A planted precision bug: CondRefineNetDilated.forward as it was before the first
+    convolution was kept in fp32 (under autocast its input, weights and output are bf16)."""
+    h = self.begin_conv(2.0 * x - 1.0)
+    feats = []
+    for stage in (self.stage1, self.stage2, self.stage3, self.stage4):
+        for block in stage:
+            h = block(h, labels)
+        feats.append(h)
+    f1, f2, f3, f4 = feats
+    r = self.refine1([f4], labels, f4.shape[2:])
+    r = self.refine2([f3, r], labels, f3.shape[2:])
+    r = self.refine3([f2, r], labels, f2.shape[2:])
+    r = self.refine4([f1, r], labels, f1.shape[2:])
+    return self.end_conv(self.act(self.end_norm(r, labels)))
+
+
+def test_per_level_agreement_on_real_digits_catches_a_bf16_first_convolution(monkeypatch):
+    # The book's trained MNIST network on real test digits, at the two smallest levels
+    # (sigma = 0.0167 and 0.01, where the noise is a few bf16 rounding steps of a pixel).
+    # Tolerance per level: the largest difference of fp32 losses between three noise seeds.
+    # bf16 autocast agrees; with the first convolution in bf16 (the planted bug) the
+    # sigma = 0.01 loss rose by about 5% in the measurement, beyond that spread.
+    from missing_data import skip_missing
+
+    from ncsn_edu.checkpoints import load_checkpoint
+    from ncsn_edu.image_batches import read_image_set
+
+    torch.set_num_threads(1)
+    try:
+        test = read_image_set("mnist", False)
+    except (FileNotFoundError, RuntimeError, OSError) as err:
+        skip_missing("mnist", err)
+    root = Path(__file__).resolve().parents[1]
+    model, sigmas, _ = load_checkpoint(root / "data" / "mnist_ncsn_ngf16.pt")
+    x = test.images[:48].float() / 255  # the book's model was trained without dequantisation
+    ok = precision.level_agreement(model, x, sigmas.float(), ["bf16"], levels=[8, 9])
+    assert ok["agrees"], ok
+    from ncsn_edu.refinenet import CondRefineNetDilated
+
+    monkeypatch.setattr(CondRefineNetDilated, "forward", _forward_with_the_first_convolution_under_autocast)
+    bad = precision.level_agreement(model, x, sigmas.float(), ["bf16"], levels=[8, 9])
+    assert not bad["agrees"] and bad["precisions"]["bf16"]["ratio"][9] > 1, bad
+    assert bad["fp32"][8:] == ok["fp32"][8:]  # the planted bug changes only the low-precision pass
