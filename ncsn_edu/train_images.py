@@ -376,6 +376,9 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
         check_resume(saved["config"], settings, ckpt_path)
         kept, switched = resume_precision(saved["config"].get("precision"), cfg.amp, speed.precision,
                                           int(saved["step"]))
+        if kept.name != speed.precision.name:  # compile as --compile decides for the kept precision
+            again = choose_precision(kept.name, device.type, device_capability(device), cfg.compile)
+            kept = Precision(kept.name, again.compile, kept.reason)
         speed = Speed(cfg, device, kept)
     settings["precision"] = speed.precision.name
     images = train_set.images.to(device) if device.type == "cuda" else train_set.images  # no loader on a GPU
