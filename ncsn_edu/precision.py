@@ -149,11 +149,12 @@ def resume_precision(recorded: str | None, amp: str, chosen: Precision, step: in
 # ----------------------------------------------------------------------------- per-level agreement
 
 def level_losses(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Tensor, autocast=None, seed: int = 0,
-                 batch: int = 64, levels=None) -> torch.Tensor:
+                 batch: int = 64, levels=None, device="cpu") -> torch.Tensor:
     """The mean annealed DSM loss of ``model`` at every noise level (a tensor of
     ``len(sigmas)``; only the indices in ``levels`` when given, the others NaN), each of
     the ``images`` (floats in [0, 1]) noised once at every level with noise drawn from
-    ``seed``; the network runs under ``autocast`` (None: fp32).
+    ``seed`` (on the CPU, so every device sees the same noise); the network runs on
+    ``device`` (where it already is) under ``autocast`` (None: fp32).
     Introduced in chapter 12 (the capstone)."""
     from .train_step import dsm_per_sample
 
@@ -165,33 +166,36 @@ def level_losses(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Ten
     model.eval()
     with torch.no_grad():
         for start in range(0, len(images), batch):
-            x = images[start:start + batch]
+            x = images[start:start + batch].to(device)
             for level in levels:
-                z = torch.randn(x.shape, generator=g)
-                labels = torch.full((len(x),), level, dtype=torch.long)
-                total[level] += dsm_per_sample(model, x, labels, z, sigmas, autocast).double().sum()
+                z = torch.randn(x.shape, generator=g).to(device)
+                labels = torch.full((len(x),), level, dtype=torch.long, device=device)
+                total[level] += dsm_per_sample(model, x, labels, z, sigmas.to(device), autocast).double().sum().cpu()
     return total / len(images)
 
 
 def level_agreement(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Tensor, names=("bf16",),
-                    seeds=(0, 1, 2), batch: int = 64, levels=None) -> dict:
+                    seeds=(0, 1, 2), batch: int = 64, levels=None, device="cpu") -> dict:
     """Per-level losses of ``model`` on ``images`` in each precision of ``names`` (bf16,
     fp16: autocast on the CPU) against fp32, with each level's tolerance measured: the
     largest difference between the fp32 losses of two ``seeds`` (the same images, other
     noise), i.e. how much the loss moves when only the noise draw changes. The
     low-precision losses use ``seeds[0]``'s noise and must lie within each level's
     tolerance of fp32's with that noise (and be finite). ``levels`` restricts the check to
-    those level indices (the others are NaN in the result).
+    those level indices (the others are NaN in the result); ``device`` is where the
+    network runs (autocast of that device).
     Introduced in chapter 12 (the capstone)."""
     levels = list(range(len(sigmas))) if levels is None else list(levels)
-    fp32 = [level_losses(model, images, sigmas, None, s, batch, levels) for s in seeds]
+    device = torch.device(device)
+    model = model.to(device)
+    fp32 = [level_losses(model, images, sigmas, None, s, batch, levels, device) for s in seeds]
     tol = torch.stack([(a - b).abs() for a, b in itertools.combinations(fp32, 2)]).amax(0)
     out = dict(sigmas=[float(s) for s in sigmas], levels=levels, seeds=list(seeds), n_images=len(images),
                fp32=fp32[0].tolist(), fp32_other_seeds=[f.tolist() for f in fp32[1:]], tolerance=tol.tolist(),
                precisions={})
     for name in names:
-        low = level_losses(model, images, sigmas, Precision(name, False, "").autocast(torch.device("cpu")), seeds[0],
-                           batch, levels)
+        low = level_losses(model, images, sigmas, Precision(name, False, "").autocast(device), seeds[0],
+                           batch, levels, device)
         diff = (low - fp32[0]).abs()[levels]
         full = torch.full_like(low, math.nan)
         full[levels] = diff
@@ -221,8 +225,8 @@ def agreement_table(result: dict) -> str:
 
 def main(argv=None) -> int:
     """``python -m ncsn_edu.precision CHECKPOINT``: the per-level agreement of a trained
-    network's loss in bf16 and fp16 (CPU autocast) with fp32 on held-out real images of its
-    data set. Exit code 0 when every precision agrees, 2 otherwise.
+    network's loss in bf16 and fp16 autocast (on ``--device``) with fp32 on held-out real
+    images of its data set. Exit code 0 when every precision agrees, 2 otherwise.
     Introduced in chapter 12 (the capstone)."""
     import argparse
     import json
@@ -238,6 +242,7 @@ def main(argv=None) -> int:
     p.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="noise seeds of the fp32 spread")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--device", default="cpu", help="where the network runs: cpu (autocast on the CPU), cuda, ...")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
@@ -249,9 +254,11 @@ def main(argv=None) -> int:
     x = (x + 0.5) / 256 if cfg.get("dequantize") else x / 255
     print(f"Data: {test.source}; {len(x)} test images, checkpoint {args.checkpoint} (step "
           f"{torch.load(args.checkpoint, weights_only=True)['step']})", flush=True)
-    res = level_agreement(model, x, sigmas.float(), args.precisions, tuple(args.seeds))
+    res = level_agreement(model, x, sigmas.float(), args.precisions, tuple(args.seeds), device=args.device)
+    dev = torch.device(args.device)
     res.update(checkpoint=str(args.checkpoint), dataset=cfg["dataset"], ngf=cfg["ngf"], data_source=test.source,
-               torch=torch.__version__, machine=platform.processor() or platform.machine(),
+               torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+               machine=platform.processor() or platform.machine(),
                command="python -m ncsn_edu.precision " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(agreement_table(res))
     if args.out:
