@@ -9,6 +9,8 @@
 #   bench-mnist    the same for the MNIST network (ngf 64)
 #   official       the official trainer's training step (ermongroup/ncsn) at batch 128, the anchor
 #   profile        torch.profiler: the fast path's top kernels by GPU time
+#   agree          issue 20: bf16 and fp16 against fp32, loss per noise level, the book's MNIST
+#                  model on 256 real test digits (python -m ncsn_edu.precision --device cuda)
 #   train-mnist    issue 13: the paper's MNIST network for $MINUTES minutes, then samples,
 #                  Figure 4 chains (uint8), inpaintings (samples as uint8 shards, weights in fp16);
 #                  Figure 9's neighbours are computed afterwards on a CPU from the shards
@@ -48,12 +50,12 @@ if [ "$TINY" = 1 ]; then
   BENCH_ARGS=(--ngf 8 --batch-size 8 --steps 2 --warmup 1 --sample-batch 4 --sample-evals 2 --agreement-steps 6 --tolerance 0.5 --fast-compile off)
   OFFICIAL_ARGS=(--ngf 8 --batch 8 --steps 2 --warmup 1)
   TRAIN_ARGS=(--ngf 8 --batch-size 8 --n-iters 4 --ckpt-every 2 --test-batches 1 --sample-every 100000 --sample-n 4 --sample-steps-each 1 --compile off)
-  SAMPLE_ARGS=(--steps-each 1); N_SAMPLES=8; N_CIFAR=8; NN_INPAINT=2
+  SAMPLE_ARGS=(--steps-each 1); N_SAMPLES=8; N_CIFAR=8; NN_INPAINT=2; N_AGREE=4
 else
   BENCH_ARGS=(--batch-size 128 --steps 50 --warmup 10 --sample-batch 500 --sample-evals 20 --agreement-steps 300)
   OFFICIAL_ARGS=(--batch 128 --steps 50 --warmup 10)
   TRAIN_ARGS=(--max-minutes "$MINUTES" --ckpt-every 2000 --sample-every 100000 --test-every 500)
-  SAMPLE_ARGS=(); N_SAMPLES=1000; N_CIFAR=256; NN_INPAINT=8
+  SAMPLE_ARGS=(); N_SAMPLES=1000; N_CIFAR=256; NN_INPAINT=8; N_AGREE=256
 fi
 
 part_tests() {
@@ -77,6 +79,11 @@ part_profile() {
   say "profile of the fast path"
   $PY gpu/profile_step.py --dataset cifar10 --device "$DEVICE" $([ "$TINY" = 1 ] && echo --ngf 8 --batch 8 --compile off) \
     --out "$OUT/profile_cifar10.txt" 2>&1 | tee -a "$LOG" | tail -25
+}
+part_agree() {
+  say "per-level precision agreement on $DEVICE"
+  $PY -m ncsn_edu.precision data/mnist_ncsn_ngf16.pt --device "$DEVICE" --n-images "$N_AGREE" \
+    --out "$OUT/precision_agreement_mnist_$DEVICE.json" 2>&1 | tee -a "$LOG" | tail -14
 }
 part_train() {  # $1 = data set
   local ds=$1 run=gpu_carry/runs/$1
@@ -107,6 +114,7 @@ for part in "$@"; do
     bench-mnist) part_bench mnist ;;
     official) part_official ;;
     profile) part_profile ;;
+    agree) part_agree ;;
     train-mnist) part_train mnist ;;
     train-cifar10) part_train cifar10 ;;
     *) say "unknown part $part"; exit 2 ;;

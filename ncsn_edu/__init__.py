@@ -12,7 +12,8 @@ Modules are named for what they hold, grouped by role:
 * Image library (Part IV, capstone): ``refinenet`` (the paper's network), ``resnet_score``
   (Figure 1's ResScore), ``inpainting`` (Algorithm 2), ``data`` (MNIST, CIFAR-10, any image
   folder), ``presets`` (settings and named presets), ``seeding``, ``devices``,
-  ``image_batches``, ``train_step``, ``checkpoints``, ``official`` (the authors' checkpoints),
+  ``image_batches``, ``train_step``, ``checkpoints``, ``precision`` (bf16, fp16 or fp32 per
+  device, and the per-level agreement check), ``official`` (the authors' checkpoints),
   ``metrics`` and ``mnist_classifier`` (sample quality on a CPU).
 * Experiments that make the book's committed results: ``low_density_experiment``
   (Figure 2), ``manifold_experiment`` (Figure 1), ``timing``.

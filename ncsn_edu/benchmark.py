@@ -9,8 +9,10 @@ and reports the peak GPU memory and the achieved fraction of the GPU's dense bf1
 (model FLOPs counted by ``torch.utils.flop_counter`` on one fp32 step). The modes:
 
 * ``fp32``: float32, eager, contiguous (NCHW) memory;
-* ``fast``: what the trainer's ``auto`` settings give on the device: bf16 autocast,
-  channels-last and ``torch.compile`` on CUDA (each can be set with ``--fast-*``).
+* ``fast``: what the trainer's ``auto`` settings give on the device
+  (:func:`ncsn_edu.precision.choose_precision`): bf16 autocast, channels-last and
+  ``torch.compile`` on compute capability 8.0 and above; fp16 autocast with a gradient
+  scaler and channels-last on 7.x (T4, V100); each can be set with ``--fast-*``.
 
 Loss agreement: both modes train the same initial network on the same batches and
 noise for ``--agreement-steps`` steps; the mean loss over the second half of the steps
@@ -34,6 +36,7 @@ import torch
 from . import seeding
 from .devices import resolve_device
 from .image_batches import StepBatches, read_image_set
+from .precision import Precision, choose_precision, device_capability
 from .presets import DATASET_DEFAULTS, build_model
 from .schedules import geometric_sigmas
 from .train_step import make_step_fn
@@ -44,6 +47,59 @@ BF16_PEAK_TFLOPS = {
     "A100": 312.0, "A10G": 70.0, "A10": 125.0, "L40S": 362.05, "L4": 121.0, "RTX 4090": 165.2,
     "RTX 3090": 71.0, "V100": None, "T4": None,
 }
+
+
+#: The GPUs of the run-time estimate (chapter 12): compute capability, and the vendor's
+#: dense (no sparsity) tensor-core peak in TFLOP/s of the precision ``--amp auto`` gives
+#: them (:func:`ncsn_edu.precision.choose_precision`): fp16 on T4 and V100, bf16 on the rest.
+#: Sources: NVIDIA's data sheets (T4: 65 fp16 mixed precision; V100 SXM2: 125 tensor;
+#: A100 SXM/PCIe: 312 bf16; H100 SXM and H200 SXM: 989.4 bf16, half of the 1,979 quoted
+#: with sparsity).
+ESTIMATE_GPUS = {
+    "T4": ((7, 5), 65.0),
+    "V100": ((7, 0), 125.0),
+    "A100": ((8, 0), 312.0),
+    "H100": ((9, 0), 989.4),
+    "H200": ((9, 0), 989.4),
+}
+#: The assumed fraction of that peak a training step reaches (not measured on any GPU here).
+ASSUMED_UTILISATION = 0.30
+
+
+def run_estimate(step_flop: float, n_iters: int = 200_000, utilisation: float = ASSUMED_UTILISATION,
+                 gpus=None) -> list[dict]:
+    """An ESTIMATE, not a measurement: hours for ``n_iters`` training steps of ``step_flop``
+    FLOP each on the GPUs of :data:`ESTIMATE_GPUS` (or the named ``gpus``), at
+    ``utilisation`` of the peak of the precision ``--amp auto`` chooses there.
+    Introduced in chapter 12 (the capstone)."""
+    from .precision import choose_precision
+
+    rows = []
+    for name in gpus or ESTIMATE_GPUS:
+        cap, peak = ESTIMATE_GPUS[name]
+        prec = choose_precision("auto", "cuda", cap)
+        seconds = n_iters * step_flop / (peak * 1e12 * utilisation)
+        rows.append(dict(gpu=name, capability=f"{cap[0]}.{cap[1]}", precision=prec.name, peak_tflops=peak,
+                         utilisation=utilisation, it_per_s=n_iters / seconds, hours=seconds / 3600))
+    return rows
+
+
+def estimate_table(rows: list[dict], step_flop: float, n_iters: int) -> str:
+    """:func:`run_estimate`'s rows as the markdown table chapter 12 shows, headed by what
+    it assumes.
+    Introduced in chapter 12 (the capstone)."""
+    u = rows[0]["utilisation"]
+    lines = [f"ESTIMATE (not measured): {n_iters:,} iterations x {step_flop / 1e12:.3f} TFLOP per step "
+             f"= {n_iters * step_flop:.3g} FLOP, at an assumed {u:.0%} of each GPU's dense peak in the precision "
+             f"--amp auto uses there",
+             "",
+             "| GPU | compute capability | precision (--amp auto) | dense peak, TFLOP/s | assumed utilisation "
+             "| iterations/s | hours for the run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['gpu']} | {r['capability']} | {r['precision']} | {r['peak_tflops']:g} | "
+                     f"{r['utilisation']:.0%} | {r['it_per_s']:.2f} | {r['hours']:.1f} |")
+    return "\n".join(lines)
 
 
 def bf16_peak(device: torch.device, override=None):
@@ -64,8 +120,11 @@ class Mode:
     """One way of running the network: precision, memory format, compilation.
     Used by the capstone commands (chapter 12)."""
 
-    def __init__(self, name, amp: bool, channels_last: bool, compile: bool):
-        self.name, self.amp, self.channels_last, self.compile = name, amp, channels_last, compile
+    def __init__(self, name, amp, channels_last: bool, compile: bool):
+        # amp: a precision name (bf16, fp16, fp32), or True/False for bf16/fp32.
+        amp = {True: "bf16", False: "fp32"}.get(amp, amp) if isinstance(amp, bool) else amp
+        self.name, self.precision, self.channels_last, self.compile = name, amp, channels_last, compile
+        self.amp = amp != "fp32"
 
     def setup(self, model, device):
         model = model.to(device)
@@ -78,10 +137,15 @@ class Mode:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self, device):
-        return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.amp else None
+        return Precision(self.precision, self.compile, "").autocast(device)
+
+    def scaler(self, device):
+        """fp16's gradient scaler (None for bf16 and fp32)."""
+        return Precision(self.precision, self.compile, "").scaler(device)
 
     def describe(self):
-        return dict(bf16=self.amp, channels_last=self.channels_last, compile=self.compile)
+        return dict(precision=self.precision, bf16=self.precision == "bf16", channels_last=self.channels_last,
+                    compile=self.compile)
 
 
 def _sync(device):
@@ -100,7 +164,8 @@ def train_steps(mode: Mode, factory, dataset, ngf, batch, n_steps, device, seed=
     d = DATASET_DEFAULTS[dataset]
     shape = (batch, d["channels"], d["image_size"], d["image_size"])
     model, run = mode.setup(_model(factory, dataset, ngf, seed), device)
-    state = {"model": run, "optimizer": torch.optim.Adam(model.parameters(), lr=lr), "step": 0}
+    state = {"model": run, "optimizer": torch.optim.Adam(model.parameters(), lr=lr), "step": 0,
+             "scaler": mode.scaler(device)}
     sigmas = geometric_sigmas(1, 0.01, 10).float().to(device)
     step_fn = make_step_fn(sigmas, batch, autocast=mode.autocast(device), prepare=mode.prep)
     batches = StepBatches(images, batch, seed, False, False) if images is not None else None
@@ -172,8 +237,10 @@ def run_benchmark(args, factory=None) -> dict:
     def flag(v):
         return v == "on" or (v == "auto" and cuda)
 
-    modes = [Mode("fp32", False, False, False),
-             Mode("fast", flag(args.fast_amp), flag(args.fast_channels_last), flag(args.fast_compile))]
+    amp = {"on": "bf16", "off": "fp32"}.get(args.fast_amp, args.fast_amp)
+    fast = choose_precision(amp, device.type, device_capability(device), args.fast_compile)
+    modes = [Mode("fp32", "fp32", False, False),
+             Mode("fast", fast.name, flag(args.fast_channels_last), fast.compile)]
     res = dict(device=torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
                torch=torch.__version__, dataset=args.dataset, ngf=ngf, batch_size=args.batch_size, modes={})
     flops = step_flops(factory, args.dataset, ngf, args.batch_size, device)
@@ -182,6 +249,11 @@ def run_benchmark(args, factory=None) -> dict:
     print(f"one training step of the {args.dataset} network (ngf {ngf}) at batch {args.batch_size}: "
           f"{flops / 1e12:.3f} TFLOP (forward and backward)", flush=True)
     if args.flops_only:
+        rows = run_estimate(flops, args.n_iters, args.utilisation, args.gpu)
+        res["estimate"] = dict(n_iters=args.n_iters, utilisation=args.utilisation, rows=rows,
+                               note="an estimate from the FLOP count, published peaks and an assumed utilisation; "
+                                    "not a measurement")
+        print(estimate_table(rows, flops, args.n_iters), flush=True)
         if args.out:
             with open(args.out, "w") as f:
                 json.dump(res, f, indent=2)
@@ -257,11 +329,19 @@ def build_parser():
            "training images of --dataset); the timings always use random images")
     a("--data-root", default=None, help="data folder for --data real")
     a("--device", default="auto", help="auto, cuda, cpu, ...")
-    a("--fast-amp", default="auto", choices=["auto", "on", "off"], help="bf16 in the fast path (auto: on CUDA)")
+    a("--fast-amp", default="auto", choices=["auto", "bf16", "fp16", "on", "off"],
+      help="the fast path's precision (on = bf16, off = fp32; auto: the trainer's choice for the device, bf16 on "
+           "compute capability >= 8.0, fp16 with a gradient scaler on 7.x)")
     a("--fast-channels-last", default="auto", choices=["auto", "on", "off"], help="channels-last in the fast path")
-    a("--fast-compile", default="auto", choices=["auto", "on", "off"], help="torch.compile in the fast path")
+    a("--fast-compile", default="auto", choices=["auto", "on", "off"],
+      help="torch.compile in the fast path (auto: the trainer's choice, on with bf16 on compute capability >= 8.0)")
     a("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, if not in the built-in table")
-    a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU)")
+    a("--flops-only", action="store_true", help="only count the FLOPs of a training step (quick, also on a CPU) "
+                                                 "and ESTIMATE the time of --n-iters steps on the GPUs of --gpu")
+    a("--n-iters", type=int, default=200_000, help="iterations of the run the estimate is for")
+    a("--utilisation", type=float, default=ASSUMED_UTILISATION,
+      help="assumed fraction of each GPU's dense peak that a step reaches (the estimate states it)")
+    a("--gpu", nargs="+", default=None, choices=sorted(ESTIMATE_GPUS), help="GPUs to estimate for (default: all)")
     a("--out", default=None, help="write the results to this JSON file")
     return p
 

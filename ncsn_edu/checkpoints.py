@@ -1,10 +1,12 @@
 """Checkpoints of the image trainer: writing them atomically, reading them safely, and
 deciding whether a run may resume from one (chapter 12).
 
-A checkpoint is a dict ``{model, optimizer, step, sigmas, config, rng}`` (a snapshot
+A checkpoint is a dict ``{model, optimizer, step, sigmas, config, scaler}`` (a snapshot
 keeps ``model, step, sigmas, config``); ``config`` holds the run's settings, including
 what the data fixed: ``channels``, ``image_size`` and ``data_source`` (which files were
-read: the original CIFAR-10 or its JPEG copy, say).
+read: the original CIFAR-10 or its JPEG copy, say), and ``precision`` (bf16, fp16 or
+fp32); ``scaler`` is the fp16 gradient scaler's state (None otherwise). No random state
+is stored: every draw comes from generators seeded by (seed, step).
 
 * **Atomic.** :func:`atomic_save` writes a temporary file, flushes it to disk and renames
   it over the old one, so a run killed at any moment leaves the last complete checkpoint.
@@ -144,8 +146,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def restore(state: dict, saved: dict, lr: float, betas: tuple, device: torch.device) -> None:
-    """Put a checkpoint's model, optimiser, step and random state into the training
-    ``state`` (``{model, optimizer, step}``); ``lr`` and ``betas`` (the command line's)
+    """Put a checkpoint's model, optimiser, step and (when ``state`` has a gradient scaler
+    and the checkpoint one's state) the scaler's state into the training ``state``
+    (``{model, optimizer, step, scaler}``); ``lr`` and ``betas`` (the command line's)
     replace the saved optimiser settings.
     Used by the training command (chapter 10, NCSN on MNIST)."""
     unwrap(state["model"]).load_state_dict(saved["model"])
@@ -153,9 +156,8 @@ def restore(state: dict, saved: dict, lr: float, betas: tuple, device: torch.dev
     for group in state["optimizer"].param_groups:
         group["lr"], group["betas"] = lr, betas
     state["step"] = int(saved["step"])
-    torch.set_rng_state(saved["rng"]["torch"])
-    if device.type == "cuda" and saved["rng"].get("cuda") is not None:
-        torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
+    if state.get("scaler") is not None and saved.get("scaler"):
+        state["scaler"].load_state_dict(saved["scaler"])
 
 
 def save(state: dict, sigmas: torch.Tensor, settings: dict, out, device: torch.device, snapshot: bool) -> None:
@@ -169,8 +171,7 @@ def save(state: dict, sigmas: torch.Tensor, settings: dict, out, device: torch.d
         "step": state["step"],
         "sigmas": sigmas,
         "config": settings,
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+        "scaler": state["scaler"].state_dict() if state.get("scaler") is not None else None,
     }
     atomic_save(payload, out / CHECKPOINT)
     if snapshot:

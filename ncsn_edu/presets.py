@@ -127,7 +127,7 @@ def validate(cfg: TrainConfig) -> None:
     if not (cfg.lr > 0 and cfg.sample_eps > 0):
         raise ValueError("--lr and --sample-eps must be positive")
     for name in ("amp", "channels_last", "compile", "tensorboard"):
-        allowed = ("auto", "on", "off") if name != "amp" else ("auto", "bf16", "off")
+        allowed = ("auto", "on", "off") if name != "amp" else ("auto", "bf16", "fp16", "fp32", "off")
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
 

@@ -26,10 +26,12 @@ tests, samples and checkpoints (:mod:`ncsn_edu.checkpoints`) every so often.
 What the engine does, and why:
 
 * **Resume.** Rerunning the same command continues from ``OUT/checkpoint.pt`` (model,
-  optimiser, step, random-number states). Every random draw of step ``k`` (which images,
-  which flips, which noise levels, which noise) comes from generators seeded by
-  ``(seed, k)`` (:mod:`ncsn_edu.seeding`), so a resumed run repeats an uninterrupted one
-  exactly. A resume under settings that change the model or a step is refused.
+  optimiser, step, the gradient scaler under fp16). Every random draw of step ``k``
+  (which images, which flips, which noise levels, which noise) comes from generators
+  seeded by ``(seed, k)`` (:mod:`ncsn_edu.seeding`), so a resumed run repeats an
+  uninterrupted one exactly. Nothing draws from torch's global random state, so none is
+  saved or restored (a test checks that training leaves it alone). A resume under
+  settings that change the model or a step is refused.
 * **Atomic checkpoints.** A checkpoint is written to a temporary file, flushed to disk
   and renamed over the old one, so a run killed at any moment leaves the last complete
   checkpoint. Loading uses ``torch.load(weights_only=True)``.
@@ -40,8 +42,12 @@ What the engine does, and why:
   (``wall_time,step,tag,value``: loss, loss per noise level, held-out test loss) that any
   plain tool reads, also written as TensorBoard events when ``tensorboard`` is
   installed; sample grids ``OUT/samples/step_XXXXXXX.png``.
-* **Speed on a GPU.** bf16 autocast, channels-last memory and ``torch.compile`` are on by
-  default on CUDA (``auto``) and off on CPU; each can be forced on or off.
+* **Precision and speed on a GPU.** ``--amp auto`` chooses per device
+  (:mod:`ncsn_edu.precision`): bf16 autocast and ``torch.compile`` on compute capability
+  8.0 and above, fp16 autocast with a gradient scaler on 7.x (T4, V100), fp32 on older
+  GPUs and on the CPU. The choice is printed and stored in the checkpoint, with the
+  scaler's state; a resume keeps it unless ``--amp`` names another. Channels-last memory
+  is on for CUDA (``auto``); each option can be forced.
 * **Non-finite losses** stop the run with a message; the last checkpoint stays intact.
 * **Several GPUs.** Under ``torchrun`` the model is wrapped in DistributedDataParallel;
   the global batch stays ``--batch-size`` (each of N processes takes 1/N of it) and only
@@ -74,6 +80,7 @@ from .checkpoints import (
 from .checkpoints import save as save_checkpoint
 from .devices import Processes, auto_on, start_processes
 from .image_batches import ImageSet, StepBatches, held_out_batch, load_images, read_image_set
+from .precision import Precision, choose_precision, device_capability, resume_precision
 from .presets import DATASET_DEFAULTS, DATASETS, PRESETS, TrainConfig, build_model, shape_kwargs, validate
 from .progress import progress_bar
 from .schedules import geometric_sigmas
@@ -240,15 +247,16 @@ def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
 
 
 class Speed:
-    """bf16 autocast, channels-last memory and ``torch.compile`` (``auto``: on for CUDA).
+    """The precision and ``torch.compile`` (:func:`ncsn_edu.precision.choose_precision`)
+    and channels-last memory (``auto``: on for CUDA).
     Used by the training command (chapter 10, NCSN on MNIST)."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device):
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: Precision | None = None):
         self.device = device
-        self.bf16 = auto_on(cfg.amp, device)
+        self.precision = precision or choose_precision(cfg.amp, device.type, device_capability(device), cfg.compile)
         self.channels_last = auto_on(cfg.channels_last, device)
-        self.compile = auto_on(cfg.compile, device)
-        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.bf16 else None
+        self.compile = self.precision.compile
+        self.autocast = self.precision.autocast(device)
 
     def prepare(self, t: torch.Tensor) -> torch.Tensor:
         """A batch on the device in the network's memory format."""
@@ -263,6 +271,15 @@ class Speed:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return torch.compile(model) if self.compile else model
+
+
+def skipped_steps(state: dict) -> int:
+    """Steps since step 0 whose optimiser update the gradient scaler skipped (fp16 gradients
+    that overflowed): the steps taken less the updates Adam counted.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    opt = state["optimizer"]
+    counts = [int(st["step"]) for st in opt.state.values() if "step" in st]
+    return state["step"] - (max(counts) if counts else 0)
 
 
 def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed) -> float:
@@ -354,17 +371,25 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
     # The data source (read before any file is written, so a data error leaves OUT untouched).
     train_set, test_set = open_data(cfg)
     settings = run_settings(cfg, train_set)
+    speed, switched = Speed(cfg, device), None
     if saved is not None:
         check_resume(saved["config"], settings, ckpt_path)
+        kept, switched = resume_precision(saved["config"].get("precision"), cfg.amp, speed.precision,
+                                          int(saved["step"]))
+        if kept.name != speed.precision.name:  # compile as --compile decides for the kept precision
+            again = choose_precision(kept.name, device.type, device_capability(device), cfg.compile)
+            kept = Precision(kept.name, again.compile, kept.reason)
+        speed = Speed(cfg, device, kept)
+    settings["precision"] = speed.precision.name
     images = train_set.images.to(device) if device.type == "cuda" else train_set.images  # no loader on a GPU
     batches = StepBatches(images, cfg.batch_size, cfg.seed, cfg.flip, cfg.dequantize)
 
     # The training state and one step.
     sigmas = geometric_sigmas(cfg.sigma_begin, cfg.sigma_end, cfg.n_sigmas).float()
     state = new_state(cfg, model_factory or build_model, settings, device)
+    state["scaler"] = speed.precision.scaler(device)
     if saved is not None:
         restore(state, saved, cfg.lr, (cfg.beta1, cfg.beta2), device)
-    speed = Speed(cfg, device)
     state["model"] = speed.wrap(state["model"], procs)
     step_fn = make_step_fn(sigmas.to(device), cfg.batch_size, procs.share(cfg.batch_size), speed.autocast,
                            speed.prepare)
@@ -378,7 +403,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
         log(f"{'resuming from step ' + str(state['step']) if state['step'] else 'starting'}: {cfg.dataset}, "
             f"ngf {cfg.ngf}, {cfg.n_sigmas} sigmas {cfg.sigma_begin:g}->{cfg.sigma_end:g}, flips {cfg.flip}, "
             f"dequantisation {cfg.dequantize}, batch {cfg.batch_size} on {procs.world} x {device.type}, "
-            f"bf16 {speed.bf16}, channels-last {speed.channels_last}, compile {speed.compile}; writing to {out}")
+            f"channels-last {speed.channels_last}; writing to {out}")
+        log(speed.precision.describe())
+        if switched:
+            log(switched)
     tracker = LossTracker(cfg.n_sigmas, device, procs)
     end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, state["step"] + cfg.max_steps_this_run)
     bar = progress_bar(total=cfg.n_iters, initial=state["step"], enabled=cfg.progress and procs.is_main,
@@ -401,7 +429,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
                 recent, levels = tracker.flush(step, ckpt_path)
                 history.extend(recent)
                 if procs.is_main:
-                    metrics.log(step, tracker.row(recent, levels, sigmas))
+                    row = tracker.row(recent, levels, sigmas)
+                    if state["scaler"] is not None:
+                        row.update(amp_scale=state["scaler"].get_scale(), skipped_steps=skipped_steps(state))
+                    metrics.log(step, row)
                     bar.set_postfix(loss=f"{recent[-1]:.4g}")
             if procs.is_main and cfg.test_batches and (step % cfg.test_every == 0 or step == cfg.n_iters):
                 metrics.log(step, {"test_loss": held_out_loss(state, test_set, cfg, sigmas.to(device), speed)})
@@ -422,6 +453,17 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
 
 # ----------------------------------------------------------------------------- command line
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults appended to the help of options that take a value; an on/off switch's help
+    says itself what happens without it (``--no-flip (default: True)`` would read as if
+    flips were off), and so does an option whose default is None (decided at run time)."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0 or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu.train_images",
                  preset: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``preset`` (a name in :data:`ncsn_edu.presets.PRESETS`) its
@@ -434,7 +476,7 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
                     "Defaults are the paper's (Song & Ermon 2019, appendix B) as the official code runs them, "
                     "including the dequantisation of every batch (--no-dequantize turns it off). Rerunning the "
                     "same command resumes from OUT/checkpoint.pt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     a = p.add_argument
     a("--preset", default=preset, choices=sorted(PRESETS),
       help="start from these named settings (ncsn_edu.presets), e.g. BOOK_CPU_MNIST for the book's shipped "
@@ -452,8 +494,11 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
                                               "--crop 140 --image-size 32)")
     a("--ngf", type=int, default=None, help="network width; default the paper's: 64 for MNIST, 128 for CIFAR-10")
     a("--flip", dest="flip", action="store_true", default=None,
-      help="random horizontal flips (default: on for CIFAR-10, off for MNIST)")
-    a("--no-flip", dest="flip", action="store_false", help="no random flips")
+      help="random horizontal flips (without --flip or --no-flip: the data set's paper setting, flips on for "
+           "CIFAR-10 and off for MNIST and image folders)")
+    a("--no-flip", dest="flip", action="store_false",
+      help="no random flips (without it, CIFAR-10 images are flipped at random, as in the paper, and MNIST "
+           "and image folders are not)")
     a("--n-sigmas", type=int, default=d.n_sigmas, help="number of noise levels L")
     a("--sigma-begin", type=float, default=d.sigma_begin, help="largest noise level sigma_1")
     a("--sigma-end", type=float, default=d.sigma_end, help="smallest noise level sigma_L")
@@ -464,8 +509,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--n-iters", type=int, default=d.n_iters, help="training iterations in all")
     a("--ckpt-every", type=int, default=d.ckpt_every, help="iterations between checkpoints")
     a("--no-snapshots", dest="keep_snapshots", action="store_false",
-      help="keep only the latest checkpoint, not a model snapshot per checkpoint (snapshots are what "
-           "the paper's FID-based checkpoint selection needs)")
+      help="keep only the latest checkpoint (without it, a snapshot of the model is also kept at every "
+           "checkpoint, OUT/snapshots/model_XXXXXXX.pt: what the paper's FID-based checkpoint selection needs)")
     a("--log-every", type=int, default=d.log_every, help="iterations between rows of metrics.csv")
     a("--test-every", type=int, default=d.test_every, help="iterations between held-out test losses")
     a("--test-batches", type=int, default=d.test_batches, help="test batches per test loss (0: none)")
@@ -477,19 +522,24 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
            "in the paper's notation; the paper states 2e-5)")
     a("--dequantize", dest="dequantize", action="store_true", default=d.dequantize,
       help="uniform dequantisation of every batch, x*255/256 + U(0,1)/256, as the official training loop "
-           "(runners/anneal_runner.py) does unconditionally")
+           "(runners/anneal_runner.py) does unconditionally; on unless --no-dequantize")
     a("--no-dequantize", dest="dequantize", action="store_false", default=argparse.SUPPRESS,
       help="no dequantisation: pixels x/255 as stored (how the book's CPU model data/mnist_ncsn_ngf16.pt "
            "was trained; a run resumes only under its own setting)")
     a("--seed", type=int, default=d.seed, help="seed of every random draw")
     a("--device", default=d.device, help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    a("--amp", default=d.amp, choices=["auto", "bf16", "off"], help="bf16 autocast (auto: on for CUDA)")
+    a("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "fp32", "off"],
+      help="the precision: bf16 autocast, fp16 autocast with a gradient scaler, or fp32 (off = fp32). auto: "
+           "bf16 on CUDA compute capability >= 8.0, fp16 on 7.x (T4, V100), fp32 on older GPUs and the CPU; a "
+           "resumed run keeps its checkpoint's precision unless --amp names another")
     a("--channels-last", default=d.channels_last, choices=["auto", "on", "off"],
       help="channels-last memory format (auto: on for CUDA)")
-    a("--compile", default=d.compile, choices=["auto", "on", "off"], help="torch.compile (auto: on for CUDA)")
+    a("--compile", default=d.compile, choices=["auto", "on", "off"],
+      help="torch.compile (auto: on with bf16 on CUDA compute capability >= 8.0, the checked fast path)")
     a("--tensorboard", default=d.tensorboard, choices=["auto", "on", "off"],
       help="also write TensorBoard events to OUT/tensorboard (auto: when tensorboard is installed)")
-    a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    a("--no-progress", dest="progress", action="store_false",
+      help="no progress bar (without it, a bar shows the iterations per second and the loss)")
     a("--max-steps-this-run", type=int, default=None,
       help="stop after this many iterations of this invocation (rerun to continue)")
     a("--max-minutes", type=float, default=None,

@@ -65,7 +65,8 @@ def make_step_fn(sigmas: torch.Tensor, global_batch: int, share: slice = slice(N
     """``step_fn(state, x, generator) -> StepResult`` for batches ``x`` that are this
     process's ``share`` of a global batch of ``global_batch`` images.
 
-    ``autocast`` (a context factory or None) runs the network in low precision;
+    ``autocast`` (a context factory or None) runs the network in low precision; a
+    ``torch.amp.GradScaler`` in ``state["scaler"]`` (fp16) scales the backward pass;
     ``prepare`` puts the noise in the network's memory format.
     Used by the training command (chapter 10, NCSN on MNIST).
     """
@@ -75,10 +76,15 @@ def make_step_fn(sigmas: torch.Tensor, global_batch: int, share: slice = slice(N
         labels, z = labels[share], prepare(z[share])
         per = dsm_per_sample(state["model"], x, labels, z, sigmas, autocast)
         loss = per.mean()
-        opt = state["optimizer"]
+        opt, scaler = state["optimizer"], state.get("scaler")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:  # fp16: scaled backward; the step is skipped when a gradient overflowed
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         state["step"] += 1
         return StepResult(loss.detach(), per.detach(), labels)
 

@@ -39,3 +39,23 @@ def test_benchmark_runs_and_the_fast_path_matches_fp32(tmp_path):
     fwd = 2 * 16 * 28 * 28 * 9 * (1 * 4 + 4 * 4 + 4 * 1)
     assert 2.5 * fwd <= res["train_step_gflop"] * 1e9 <= 3.5 * fwd
     assert res["bf16_peak_tflops"] is None and res["modes"]["fast"]["fraction_of_bf16_peak"] is None
+
+
+def test_the_fast_path_in_fp16_trains_with_a_scaler_and_matches_fp32(tmp_path, monkeypatch):
+    # The T4/V100 fast path (fp16 autocast + GradScaler) on the CPU: it runs, says so, and
+    # reaches fp32's loss. The scaler's first factor is torch's 2^16; on this network the
+    # first steps' fp16 gradients overflow at that factor, are skipped, and the factor
+    # halves (tests/test_precision.py), so the agreement is taken over the second half.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path / "bench.json"
+        rc = benchmark.main(["--dataset", "mnist", "--ngf", "4", "--batch-size", "16", "--steps", "2", "--warmup", "1",
+                             "--sample-batch", "4", "--sample-evals", "2", "--agreement-steps", "30",
+                             "--device", "cpu", "--fast-amp", "fp16", "--fast-compile", "auto", "--out", str(out)],
+                            model_factory=tiny_factory)
+    finally:
+        torch.set_num_threads(before)
+    res = json.loads(out.read_text())
+    assert res["modes"]["fast"]["precision"] == "fp16" and not res["modes"]["fast"]["compile"]
+    assert rc == 0 and res["agreement"]["agrees"], res["agreement"]["relative_difference"]

@@ -408,3 +408,42 @@ def test_image_dataset_flip_mirrors_half_the_images(tmp_path):
     assert abs(flipped - n / 2) < 4 * math.sqrt(n) / 2, flipped
     ds = image_dataset("mnist", train=True, root=root, flip=False, download=False)
     assert all(torch.equal(ds[i % 2][0], plain) for i in range(50))
+
+
+def test_each_switch_says_what_happens_without_it():
+    # Catches: the help of --no-flip / --no-snapshots ending in "(default: True)", which
+    # reads as if flips and snapshots were off (argparse's default of a store_false switch).
+    for parser in (ti.build_parser(), ti.build_parser("cifar10", preset="PAPER_CIFAR10")):
+        text = " ".join(parser.format_help().split())
+        assert "(default: True)" not in text and "(default: False)" not in text and "(default: None)" not in text
+        no_flip = text.split("--no-flip ")[-1].split(" --n-sigmas")[0]
+        assert "without it" in no_flip and "flipped at random" in no_flip, no_flip
+        no_snap = text.split("--no-snapshots ")[-1].split(" --log-every")[0]
+        assert "without it" in no_snap and "snapshot of the model is also kept" in no_snap, no_snap
+
+
+def test_flops_only_estimates_the_run_on_each_gpu(tmp_path):
+    # Catches: an estimate that does not follow from its stated inputs (FLOP count, peak,
+    # utilisation), the wrong precision for a GPU (bf16 on a T4), or the chapter's table
+    # drifting from what the command makes of the committed result.
+    out = tmp_path / "e.json"
+    rc = benchmark.main(["--dataset", "mnist", "--ngf", "4", "--batch-size", "16", "--device", "cpu", "--flops-only",
+                         "--utilisation", "0.2", "--n-iters", "1000", "--gpu", "T4", "H200", "--out", str(out)],
+                        model_factory=tiny_factory)
+    assert rc == 0
+    res = json.loads(out.read_text())
+    flop = res["train_step_gflop"] * 1e9
+    rows = {r["gpu"]: r for r in res["estimate"]["rows"]}
+    assert set(rows) == {"T4", "H200"} and "not a measurement" in res["estimate"]["note"]
+    assert (rows["T4"]["precision"], rows["H200"]["precision"]) == ("fp16", "bf16")
+    for r, peak in ((rows["T4"], 65.0), (rows["H200"], 989.4)):
+        assert r["hours"] * 3600 == pytest.approx(1000 * flop / (peak * 1e12 * 0.2), rel=1e-12)
+    # The committed estimate (data/capstone_time_estimate.json) is what chapter 12 shows.
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "data" / "capstone_time_estimate.json").read_text())
+    table = benchmark.estimate_table(committed["estimate"]["rows"], committed["train_step_gflop"] * 1e9,
+                                     committed["estimate"]["n_iters"])
+    chapter = " ".join((root / "book" / "12_capstone_cifar10.md").read_text().split())
+    for line in table.split("\n"):
+        assert " ".join(line.split()) in chapter, line
+    assert {r["gpu"] for r in committed["estimate"]["rows"]} == {"T4", "V100", "A100", "H100", "H200"}

@@ -5,6 +5,8 @@ What they check, and what each would catch:
 
 * exact resume on CUDA in fp32 with deterministic kernels: per-step seeding that is not
   device-safe (a CPU generator used for CUDA noise, or a generator state not restored);
+* ``--amp auto`` on the GPU is what its compute capability calls for (bf16 from 8.0,
+  fp16 with a gradient scaler on 7.x), and the fp16 path resumes bit for bit (issue 20);
 * resume with bf16 + channels-last + torch.compile: the resumed losses stay within a
   measured tolerance of the uninterrupted run (compiled bf16 kernels are not bit-exact);
 * the fast path against fp32 eager on real CIFAR-10 batches: a broken autocast region,
@@ -104,6 +106,28 @@ def test_resume_is_bit_exact_on_cuda_in_fp32(mnist_root, tmp_path, deterministic
     wa = ti.read_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
     wb = ti.read_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_auto_precision_is_the_devices_and_fp16_resumes_exactly(mnist_root, tmp_path, deterministic):
+    """--amp auto on this GPU is the choice its compute capability calls for (issue 20),
+    and the fp16 path with its gradient scaler resumes bit for bit with deterministic
+    kernels (the scaler's state travels in the checkpoint)."""
+    from ncsn_edu import precision
+    from ncsn_edu import train_images as ti
+
+    dev = torch.device(DEVICE)
+    cap = precision.device_capability(dev)
+    speed = ti.Speed(ti.TrainConfig(), dev)
+    report("auto_precision", device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           capability=cap, precision=speed.precision.name, compile=speed.compile)
+    if dev.type == "cuda":
+        want = "bf16" if cap >= (8, 0) else "fp16" if cap >= (7, 0) else "fp32"
+        assert speed.precision.name == want and speed.compile == (want == "bf16")
+    a, b = _resume_pair(mnist_root, tmp_path, amp="fp16")
+    state = ti.read_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    skipped = ti.read_metrics(tmp_path / "a" / "metrics.csv")["skipped_steps"][1][-1]
+    report("resume_fp16_scaler", losses_equal=a == b, scale=state["scaler"]["scale"], skipped_steps=skipped)
+    assert state["config"]["precision"] == "fp16" and a == b
 
 
 def test_resume_with_bf16_channels_last_and_compile(mnist_root, tmp_path):

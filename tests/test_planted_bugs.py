@@ -1,4 +1,5 @@
-"""Tests aimed at bugs that once left the whole suite green (issue 14, item 1).
+"""Tests aimed at bugs that once left the whole suite green (issue 14, item 1; issue 20,
+item 4: the held-out loss, the held-out dequantisation, ``to_uint8``'s rounding).
 
 Each test below was checked by planting its bug in the package, seeing the test fail,
 and reverting; the comment on each test says which bug it catches. Tolerances are a
@@ -283,3 +284,101 @@ def test_sampling_command_takes_the_step_it_is_given(tmp_path):
     se = var * math.sqrt(2 / size)
     assert abs(var - predicted[0.5]) < 4 * se, (var, predicted, se)
     assert abs(predicted[0.25] - predicted[0.5]) > 4 * se and abs(predicted[1] - predicted[0.5]) > 8 * se
+
+
+# ----------------------------------------------------------------------------- issue 20: three more bugs
+
+class _ZeroScore(torch.nn.Module):
+    """The score network that always answers zero. With lambda(sigma) = sigma^2 its loss at
+    every level is 1/2 ||z||^2 per image, whose mean is D/2 (D pixel values) and whose
+    variance is D/2 (1/4 of a chi-square's 2D). Its one parameter is unused, so the
+    trainer can run it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, labels):
+        return torch.zeros_like(x) + 0 * self.unused
+
+
+def test_held_out_loss_is_the_mean_per_image_loss(tmp_path):
+    # Catches: the held-out test loss summing the batch means (or averaging per-pixel, or
+    # over batches of another size) instead of the per-image losses, which divides the
+    # logged test_loss by the batch size. The zero-score model's loss is known: D/2 = 392
+    # on 28x28 images at every level, with standard error sqrt(D/2 / n) over n images.
+    root = tmp_path / "data"
+    write_fake_mnist(root, n_train=32, n_test=16)
+    n_batches, batch = 4, 16
+    rc = ti.main(["--data-root", str(root), "--out", str(tmp_path / "run"), "--batch-size", str(batch),
+                  "--n-iters", "2", "--ckpt-every", "2", "--log-every", "1", "--test-every", "2", "--test-batches",
+                  str(n_batches), "--sample-n", "1", "--sample-steps-each", "1", "--no-progress"],
+                 model_factory=lambda *a, **kw: _ZeroScore())
+    assert rc == 0
+    m = ti.read_metrics(tmp_path / "run" / "metrics.csv")
+    d = 28 * 28
+    (test_loss,) = m["test_loss"][1]
+    se = math.sqrt(d / 2 / (n_batches * batch))
+    assert abs(test_loss - d / 2) < 5 * se, (test_loss, d / 2, se)
+    # The training log's per-level losses are the same quantity (about 3 images per level
+    # per row: a loose 6-standard-error band per row, the mean of all rows within 4).
+    levels = [v for tag, (_, vals) in m.items() if tag.startswith("loss_level/") for v in vals]
+    assert all(abs(v - d / 2) < 6 * math.sqrt(d / 2) for v in levels)
+    assert abs(sum(m["loss_mean"][1]) / 2 - d / 2) < 4 * math.sqrt(d / 2 / (2 * batch))
+
+
+class _Recorder(torch.nn.Module):
+    """Records the (noised) images the held-out loss shows it; answers zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def forward(self, x, labels):
+        self.seen.append(x.detach().clone())
+        return torch.zeros_like(x)
+
+
+def test_held_out_batches_are_dequantised_as_the_training_batches():
+    # Catches: the held-out batch dequantised as x + u/256 instead of x * 255/256 + u/256
+    # (x = v/255): then pixel v of value 128 lands in bins 128 and 129, and v = 255 above 1.
+    # Dequantised right, every pixel of value v lies in [v/256, (v+1)/256), uniformly.
+    # The levels are tiny (1e-7), so the network sees the held-out images themselves.
+    values = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1).repeat(1, 1, 6, 6)
+    test = ti.ImageSet(values, torch.zeros(256), "constant images")
+    net = _Recorder()
+    for deq in (True, False):
+        net.seen.clear()
+        cfg = ti.TrainConfig(dataset="mnist", n_sigmas=1, sigma_begin=1e-7, sigma_end=1e-7, batch_size=64,
+                             test_batches=4, dequantize=deq)
+        sigmas = geometric_sigmas(1e-7, 1e-7, 1).float()
+        state = {"model": net}
+        loss = ti.held_out_loss(state, test, cfg, sigmas, ti.Speed(cfg, torch.device("cpu")))
+        assert math.isfinite(loss) and net.training
+        x = torch.cat(net.seen).double()
+        assert len(x) == 4 * 64
+        if not deq:
+            assert torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # exactly v/255 (+ 1e-7 z)
+            continue
+        bins = (x * 256).floor()
+        assert (bins == bins[:, :, :1, :1]).all(), "pixels of one value spread over two bins"
+        assert bins.min() >= 0 and bins.max() <= 255
+        u = x * 256 - bins
+        se = math.sqrt(1 / 12 / u.numel())
+        assert abs(u.mean().item() - 0.5) < 5 * se and abs(u.var().item() - 1 / 12) < 0.01
+
+
+def test_to_uint8_rounds_to_the_nearest_grey_level():
+    # Catches: to_uint8 truncating instead of rounding, which lowers every stored sample
+    # and every metric input by half a grey level on average. A value within 0.49 of grey
+    # level k maps to k; uniform values keep their mean (to the rounding error's standard
+    # error, 1/255 / sqrt(12 n)).
+    k = torch.arange(256, dtype=torch.float64)
+    for offset in (-0.49, -0.25, 0.0, 0.25, 0.49):
+        got = si.to_uint8(((k + offset) / 255).clamp(0, 1).float())
+        assert got.dtype == torch.uint8 and torch.equal(got.long(), k.long()), offset
+    x = torch.rand(200_000, generator=torch.Generator().manual_seed(0))
+    bias = (si.to_uint8(x).double() / 255 - x.double()).mean().item()
+    assert abs(bias) < 5 / 255 / math.sqrt(12 * len(x)), bias
+    assert si.to_uint8(torch.tensor([-0.5, 1.5])).tolist() == [0, 255]
