@@ -70,14 +70,18 @@ class VESDE:
             raise ValueError("a ladder needs at least 2 levels")
         return torch.as_tensor(self.sigma(np.linspace(1.0, 0.0, n)), dtype=torch.float64)
 
-    def euler_maruyama(self, x0: torch.Tensor, n_steps: int, generator=None) -> torch.Tensor:
+    def euler_maruyama(self, x0: torch.Tensor, n_steps: int, generator=None, keep_every: int | None = None):
         """Simulate the forward SDE from ``t = 0`` to ``t = 1`` with ``n_steps`` Euler-Maruyama
-        steps ``x <- x + g(t_k) sqrt(dt) z``; returns ``x(1)``."""
+        steps ``x <- x + g(t_k) sqrt(dt) z``; returns ``x(1)``, or ``(x(1), states)`` with
+        ``keep_every=k``: the start and every ``k``-th state (times ``0, k dt, 2k dt, ...``)."""
         x, dt = x0.clone(), 1.0 / n_steps
+        states = [x.clone()] if keep_every else None
         for k in range(n_steps):
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = x + math.sqrt(self.g2(k * dt) * dt) * z
-        return x
+            if keep_every and (k + 1) % keep_every == 0:
+                states.append(x.clone())
+        return (x, states) if keep_every else x
 
     def ode_drift(self, score_fn, x: torch.Tensor, t: float) -> torch.Tensor:
         """The probability-flow ODE's drift ``dx/dt = -1/2 g(t)^2 s(x, sigma(t))``."""
