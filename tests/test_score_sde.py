@@ -157,3 +157,15 @@ def test_energy_distance():
     assert abs(same) < 0.02 and shifted > 0.2
     # closed form in 1-D for point masses: 2|a - b| between delta_a and delta_b
     assert energy_distance(torch.zeros(2, 1), torch.full((2, 1), 3.0)) == pytest.approx(6.0)
+
+
+def test_mnist_result_file_round_trip(tmp_path):
+    from ncsn_edu.score_sde_experiment import SAMPLERS, load, save
+
+    images = {k: torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8).numpy() for k in SAMPLERS}
+    result = {k: {"images": images[k], "evaluations": 7 + i, "seconds": 1.5} for i, k in enumerate(SAMPLERS)}
+    save(result, tmp_path / "r.npz", {"command": "test"})
+    back = load(tmp_path / "r.npz")
+    assert back["meta"]["command"] == "test" and back["meta"]["evaluations"] == [7 + i for i in range(len(SAMPLERS))]
+    for k in SAMPLERS:
+        assert torch.equal((back["samples"][k] * 255).round().to(torch.uint8), torch.from_numpy(images[k]))
