@@ -15,8 +15,11 @@ Modules are named for what they hold, grouped by role:
   ``image_batches``, ``train_step``, ``checkpoints``, ``precision`` (bf16, fp16 or fp32 per
   device, and the per-level agreement check), ``official`` (the authors' checkpoints),
   ``metrics`` and ``mnist_classifier`` (sample quality on a CPU).
+* Beyond the paper (Part V): ``score_sde`` (NCSN as a VE SDE: predictor-corrector sampling,
+  the probability-flow ODE and its exact likelihoods, Hutchinson's divergence estimator).
 * Experiments that make the book's committed results: ``low_density_experiment``
-  (Figure 2), ``manifold_experiment`` (Figure 1), ``timing``.
+  (Figure 2), ``manifold_experiment`` (Figure 1), ``score_sde_experiment`` (chapter 13's MNIST
+  samples), ``timing``.
 * Commands: ``train_images`` and ``train_cifar`` (training), ``sample_images`` (samples,
   inpainting), ``evaluate_images`` (IS/FID, checkpoint selection), ``benchmark`` (speed),
   ``live_benchmark`` (the live figures' speed in a browser).

@@ -1,0 +1,171 @@
+"""Chapter 13 (score SDEs): the VE SDE, the samplers and the probability-flow ODE against
+closed forms. Tolerances are a few standard errors of the Monte Carlo estimates."""
+
+import math
+
+import pytest
+import torch
+
+from ncsn_edu.distributions import GaussianMixture
+from ncsn_edu.sampling import annealed_langevin_dynamics
+from ncsn_edu.schedules import geometric_sigmas
+from ncsn_edu.score_sde import (
+    VESDE,
+    CountingScore,
+    divergence_exact,
+    divergence_hutchinson,
+    gaussian_chain_variance,
+    hutchinson_variance,
+    ladder_score_fn,
+    ode_log_likelihood,
+    ode_sample,
+    pc_sampler,
+    rademacher,
+)
+from ncsn_edu.toy_metrics import energy_distance
+
+
+def gaussian_score(data_var):
+    return lambda x, sigma: -x / (data_var + sigma**2)
+
+
+def var_se(x):
+    """The sample variance of the flat ``x`` and its standard error ``sqrt((m4 - v^2) / n)``."""
+    x = x.flatten().double()
+    c = x - x.mean()
+    v = c.pow(2).mean()
+    return v.item(), math.sqrt((c.pow(4).mean() - v**2).item() / len(x))
+
+
+def test_ve_sde_marginal_variance_and_ladder():
+    sde = VESDE(0.5, 10.0)
+    t = torch.linspace(0, 1, 7).numpy()
+    assert torch.allclose(torch.as_tensor(sde.marginal_std(t) ** 2), torch.as_tensor(sde.sigma(t) ** 2 - 0.25))
+    assert sde.sigma(0) == pytest.approx(0.5) and sde.sigma(1) == pytest.approx(10.0)
+    # g^2 = d sigma^2 / dt, checked by a finite difference
+    h = 1e-6
+    assert sde.g2(0.3) == pytest.approx((sde.sigma(0.3 + h) ** 2 - sde.sigma(0.3 - h) ** 2) / (2 * h), rel=1e-6)
+    assert torch.allclose(sde.ladder(10).float(), geometric_sigmas(10.0, 0.5, 10))
+    # Euler-Maruyama from x(0) ~ N(0, 1 + sigma_min^2) = q_{sigma_min} of N(0, 1) ends at q_{sigma_max}
+    n, steps = 50_000, 500
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(n, 1, generator=g, dtype=torch.float64) * math.sqrt(1 + 0.25)
+    x1 = sde.euler_maruyama(x0, steps, g)
+    em_expected = 1 + 0.25 + sum(sde.g2(k / steps) / steps for k in range(steps))  # the left Riemann sum
+    target = 1 + sde.sigma_max**2
+    assert em_expected == pytest.approx(target, rel=1e-2)  # the discretisation bias is small at 500 steps
+    v, se = var_se(x1)
+    assert abs(v - em_expected) < 4 * se, (v, em_expected, se)
+
+
+@pytest.mark.parametrize("kind", ["predictor", "pc", "pc_eps"])
+def test_samplers_reach_the_gaussian_target_variance(kind):
+    data_var, n = 1.0, 50_000
+    sde = VESDE(0.1, 10.0)
+    kw = {"predictor": dict(predictor=True, n_corrector=0),
+          "pc": dict(predictor=True, n_corrector=1, snr=0.16),
+          "pc_eps": dict(predictor=True, n_corrector=1, eps=2e-4)}[kind]
+    sigmas = sde.ladder(200)
+    start_var = data_var + 10.0**2
+    g = torch.Generator().manual_seed(1)
+    x = pc_sampler(gaussian_score(data_var), torch.randn(n, 1, generator=g, dtype=torch.float64) * math.sqrt(start_var),
+                   sigmas, generator=g, **kw)
+    predicted = gaussian_chain_variance(data_var, sigmas, start_var, **kw)
+    target = data_var + 0.1**2
+    # the closed-form variance of the discrete chain is close to the target ...
+    assert predicted == pytest.approx(target, rel=0.03)
+    # ... and the sampler's variance agrees with it within 4 standard errors
+    v, se = var_se(x)
+    assert abs(v - predicted) < 4 * se, (v, predicted, se)
+    assert abs(x.mean().item()) < 4 * math.sqrt(v / n)
+
+
+def test_corrector_only_is_annealed_langevin_and_evaluations_are_counted():
+    mix = GaussianMixture.paper_toy()
+    sigmas = geometric_sigmas(20.0, 1.0, 5)
+    levels = [mix.perturbed(s) for s in sigmas.tolist()]
+    x0 = torch.rand(64, 2, generator=torch.Generator().manual_seed(0)) * 16 - 8
+    score = CountingScore(lambda x, s: mix.perturbed(s).score(x))
+    a = pc_sampler(score, x0, sigmas, predictor=False, n_corrector=7, eps=0.1,
+                   generator=torch.Generator().manual_seed(3))
+    b = annealed_langevin_dynamics(lambda x, lab: levels[lab[0]].score(x), x0, sigmas, 0.1, 7,
+                                   torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert score.calls == 5 * 7
+    score.calls = 0
+    pc_sampler(score, x0, sigmas, predictor=True, n_corrector=2, generator=torch.Generator().manual_seed(3))
+    assert score.calls == 4 + 5 * 2
+    # a level-indexed network asked for a sigma it does not know
+    fn = ladder_score_fn(lambda x, lab: x * 0 + lab[:, None].float(), sigmas)
+    assert fn(x0, float(sigmas[2]))[0, 0].item() == 2
+    with pytest.raises(ValueError):
+        fn(x0, 3.3)
+
+
+def test_ode_log_likelihood_matches_the_exact_log_density():
+    mix = GaussianMixture.paper_toy(dtype=torch.float64)
+    sde = VESDE(1.0, 20.0)
+    x = mix.perturbed(1.0).sample(40, torch.Generator().manual_seed(0))
+    x = torch.cat([x, torch.tensor([[0.0, 0.0], [6.0, -4.0]], dtype=torch.float64)])  # two low-density points
+    exact = lambda y, s: mix.perturbed(s).score(y)  # noqa: E731
+    prior = mix.perturbed(20.0).log_prob  # the exact q_{sigma_max}
+    logp, x1, nfev = ode_log_likelihood(exact, sde, x, prior_log_prob=prior, rtol=1e-7, atol=1e-7)
+    truth = mix.perturbed(1.0).log_prob(x)
+    assert (logp - truth).abs().max().item() < 1e-3
+    assert nfev > 10
+    # the paper's Gaussian prior N(0, sigma_max^2 I) is only an approximation of q_{sigma_max}
+    logp_g, _, _ = ode_log_likelihood(exact, sde, x, rtol=1e-7, atol=1e-7)
+    assert (logp_g - truth).abs().max().item() > 1e-2
+    # the ODE maps the data to t = 1 and back again to where they started (away from the saddle
+    # between the modes, where the backward flow separates nearby paths)
+    x0, _ = ode_sample(exact, sde, x1[:40], rtol=1e-8, atol=1e-8)
+    assert (x0 - x[:40]).abs().max().item() < 1e-4
+
+
+def test_hutchinson_mean_and_variance():
+    A = torch.tensor([[1.5, -0.7], [2.0, -0.4]], dtype=torch.float64)
+    assert hutchinson_variance(A, "rademacher") == pytest.approx((-0.7 + 2.0) ** 2)
+    assert hutchinson_variance(A, "gaussian") == pytest.approx(2 * (1.5**2 + 0.4**2 + 2 * 0.65**2))
+    n = 40_000
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    fn = lambda y: y @ A.T + torch.sin(y).sum(1, keepdim=True) * 0  # noqa: E731  (Jacobian A everywhere)
+    _, div = divergence_exact(fn, x[:5])
+    assert torch.allclose(div, torch.full((5,), A.trace().item(), dtype=torch.float64))
+    g = torch.Generator().manual_seed(1)
+    probes = {"rademacher": rademacher((n, 2), g), "gaussian": torch.randn(n, 2, generator=g, dtype=torch.float64)}
+    for probe, v in probes.items():
+        _, est = divergence_hutchinson(fn, x, v)
+        var = hutchinson_variance(A, probe)
+        assert abs(est.mean().item() - A.trace().item()) < 4 * math.sqrt(var / n), probe
+        v_hat, se = var_se(est)
+        assert abs(v_hat - var) < 4 * se + 1e-12, (probe, v_hat, var, se)
+    # a non-linear field in 3-D: the estimator is unbiased for the exact divergence at every point
+    B = torch.tensor([[0.3, 1.0, -2.0], [0.5, -1.0, 0.2], [1.0, 0.0, 0.7]], dtype=torch.float64)
+    field = lambda y: torch.tanh(y @ B.T)  # noqa: E731
+    x0 = torch.tensor([[0.2, -0.1, 0.4]], dtype=torch.float64).expand(n, 3)
+    _, exact_div = divergence_exact(field, x0[:1])
+    _, est = divergence_hutchinson(field, x0, rademacher((n, 3), g))
+    J = torch.autograd.functional.jacobian(lambda y: field(y[None])[0], x0[0])
+    assert abs(est.mean().item() - exact_div.item()) < 4 * math.sqrt(hutchinson_variance(J, "rademacher") / n)
+
+
+def test_energy_distance():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(800, 2, generator=g), torch.randn(800, 2, generator=g)
+    same = energy_distance(a, b)
+    shifted = energy_distance(a, b + torch.tensor([1.0, 0.0]))
+    assert abs(same) < 0.02 and shifted > 0.2
+    # closed form in 1-D for point masses: 2|a - b| between delta_a and delta_b
+    assert energy_distance(torch.zeros(2, 1), torch.full((2, 1), 3.0)) == pytest.approx(6.0)
+
+
+def test_mnist_result_file_round_trip(tmp_path):
+    from ncsn_edu.score_sde_experiment import SAMPLERS, load, save
+
+    images = {k: torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8).numpy() for k in SAMPLERS}
+    result = {k: {"images": images[k], "evaluations": 7 + i, "seconds": 1.5} for i, k in enumerate(SAMPLERS)}
+    save(result, tmp_path / "r.npz", {"command": "test"})
+    back = load(tmp_path / "r.npz")
+    assert back["meta"]["command"] == "test" and back["meta"]["evaluations"] == [7 + i for i in range(len(SAMPLERS))]
+    for k in SAMPLERS:
+        assert torch.equal((back["samples"][k] * 255).round().to(torch.uint8), torch.from_numpy(images[k]))
