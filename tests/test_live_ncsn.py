@@ -135,3 +135,17 @@ def test_both_ncsn_figures_respond(net, tmp_path):
         live.ncsn_field_figure(torch.nn.Linear(2, 2), MIX)
     with pytest.raises(ValueError):
         live.ncsn_sampler_figure(net, MIX, convention="other")
+
+
+def test_page_sampler_diverges_where_the_package_does(page, net, tmp_path):  # noqa: F811
+    """eps = 5 is past the top level's stability threshold (alpha_1 = 400 eps > 4 (1 + 20^2)): the
+    package's float32 chains overflow and end as NaN (chapter 9's table). The page computes in
+    float64, where the chains could shrink back from 1e100 at the stable bottom levels; it must
+    lose them as the package does."""
+    gen = torch.Generator().manual_seed(0)
+    x = annealed_langevin_dynamics(net, (torch.rand(200, 2, generator=gen) * 2 - 1) * 8, SIGMAS, 5.0, 100, gen)
+    assert not torch.isfinite(x).any()
+    state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, n=200), {"eps": 5}, 1000)
+    assert state["t"] == 1000 and state["eps"] == 5 and state["finite"] == 0
+    text = page.execute_script("return document.querySelector('.ncsn-live-stats').textContent;")
+    assert "all 200 chains diverged" in text
