@@ -50,31 +50,6 @@ def test_field_error_matches_a_direct_computation(page, net):  # noqa: F811
                                                rel=1e-9)
 
 
-@pytest.mark.parametrize("level", [0, 9])
-def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, level):  # noqa: F811
-    """The figure's relative error (the grid quadrature over a square that holds q) agrees with
-    the Monte Carlo estimate on samples of q_sigma that chapter 8's table prints, within four
-    standard errors (delta method). At sigma_1 = 20 most of q lies outside the [-8, 8]^2 window,
-    so a quadrature over the window alone would not agree."""
-    path = tmp_path / "field.html"
-    fig = live.ncsn_field_figure(net, MIX, level=level)
-    path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
-    page.get(path.as_uri())
-    state = json.loads(page.execute_script("return document.querySelector('[data-ncsn-live]').state();"))
-    assert state["level"] == level and state["cover"] >= 5 + 6 * math.sqrt(1 + SIGMAS[level].item() ** 2) - 1e-9
-    q = MIX.to(dtype=torch.float64).perturbed(SIGMAS[level].item())
-    x = q.sample(20_000, torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        s_net = net.double()(x, torch.full((len(x),), level, dtype=torch.long))
-    net.float()
-    s = q.score(x)
-    e2, s2 = (s_net - s).pow(2).sum(1), s.pow(2).sum(1)
-    ratio = e2.mean() / s2.mean()
-    se_ratio = ((e2 - ratio * s2) / s2.mean()).std() / math.sqrt(len(x))
-    ref, se = ratio.sqrt().item(), (se_ratio / (2 * ratio.sqrt())).item()
-    assert abs(state["rms_relative_error"] - ref) < 4 * se, (state["rms_relative_error"], ref, se)
-
-
 def test_level_subsets_keep_the_first_and_last_level(page):  # noqa: F811
     got = js(page, "return [10, 1, 4, 2].map(function (k) { return L.levelSubset(10, k); });")
     assert got == [list(range(10)), [9], [0, 3, 6, 9], [0, 9]]
@@ -149,3 +124,28 @@ def test_page_sampler_diverges_where_the_package_does(page, net, tmp_path):  # n
     assert state["t"] == 1000 and state["eps"] == 5 and state["finite"] == 0
     text = page.execute_script("return document.querySelector('.ncsn-live-stats').textContent;")
     assert "all 200 chains diverged" in text
+
+
+@pytest.mark.parametrize("level", [0, 9])
+def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, level):  # noqa: F811
+    """The figure's relative error (the grid quadrature over a square that holds q) agrees with
+    the Monte Carlo estimate on samples of q_sigma that chapter 8's table prints, within four
+    standard errors (delta method). At sigma_1 = 20 most of q lies outside the [-8, 8]^2 window,
+    so a quadrature over the window alone would not agree."""
+    path = tmp_path / "field.html"
+    fig = live.ncsn_field_figure(net, MIX, level=level)
+    path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
+    page.get(path.as_uri())
+    state = json.loads(page.execute_script("return document.querySelector('[data-ncsn-live]').state();"))
+    assert state["level"] == level and state["cover"] >= 5 + 6 * math.sqrt(1 + SIGMAS[level].item() ** 2) - 1e-9
+    q = MIX.to(dtype=torch.float64).perturbed(SIGMAS[level].item())
+    x = q.sample(20_000, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        s_net = net.double()(x, torch.full((len(x),), level, dtype=torch.long))
+    net.float()
+    s = q.score(x)
+    e2, s2 = (s_net - s).pow(2).sum(1), s.pow(2).sum(1)
+    ratio = e2.mean() / s2.mean()
+    se_ratio = ((e2 - ratio * s2) / s2.mean()).std() / math.sqrt(len(x))
+    ref, se = ratio.sqrt().item(), (se_ratio / (2 * ratio.sqrt())).item()
+    assert abs(state["rms_relative_error"] - ref) < 4 * se, (state["rms_relative_error"], ref, se)
