@@ -149,3 +149,18 @@ def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, le
     se_ratio = ((e2 - ratio * s2) / s2.mean()).std() / math.sqrt(len(x))
     ref, se = ratio.sqrt().item(), (se_ratio / (2 * ratio.sqrt())).item()
     assert abs(state["rms_relative_error"] - ref) < 4 * se, (state["rms_relative_error"], ref, se)
+
+
+def test_the_level_slider_shows_the_levels_the_network_uses(page, net, tmp_path):  # noqa: F811
+    """The level-conditioned network has ten levels: asking it for 20 runs ten, and the slider says 10."""
+    state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, n=100), {"n_levels": 20}, 0)
+    assert state["network_levels"] == list(range(10)) and state["total"] == 1000
+    shown = page.execute_script("return document.querySelector('[name=\"n_levels\"]').ncsnControl.get();")
+    assert shown == 10
+    # with exact scores any L runs (set after the scores: the driver passes the settings in sorted order)
+    (tmp_path / "exact").mkdir()
+    run_figure(page, tmp_path / "exact", live.ncsn_sampler_figure(net, MIX, n=100), {"scores": "exact"}, 0)
+    state = json.loads(page.execute_script("""
+        var root = document.querySelector('[data-ncsn-live]'), el = root.querySelector('[name="n_levels"]');
+        el.ncsnControl.set(20); el.dispatchEvent(new Event('input', {bubbles: true})); return root.state();"""))
+    assert state["score"] == "exact" and len(state["sigmas"]) == 20

@@ -68,6 +68,8 @@
     function schedule() {
       var count = Math.round(lCtl.get());
       if (scoreCtl.get() === "network") {
+        // the network knows only its own levels: the slider shows the L that is used
+        if (count > trained.length) { count = trained.length; lCtl.set(count); }
         levels = L.levelSubset(trained.length, count);
         sigmas = levels.map(function (i) { return trained[i]; });
       } else {
