@@ -46,6 +46,8 @@ def test_field_error_matches_a_direct_computation(page, net):  # noqa: F811
     assert got["weighted"] == pytest.approx(((w * err).sum() / w.sum()).item(), rel=1e-9)
     assert got["weightedRelative"] == pytest.approx(((w * err).sum() / (w * s.norm(dim=1)).sum()).item(), rel=1e-9)
     assert got["relative"] == pytest.approx((err.sum() / s.norm(dim=1).sum()).item(), rel=1e-9)
+    assert got["rmsRelative"] == pytest.approx(((w * err**2).sum() / (w * s.pow(2).sum(1)).sum()).sqrt().item(),
+                                               rel=1e-9)
 
 
 def test_level_subsets_keep_the_first_and_last_level(page):  # noqa: F811
@@ -108,3 +110,57 @@ def test_both_ncsn_figures_respond(net, tmp_path):
         live.ncsn_field_figure(torch.nn.Linear(2, 2), MIX)
     with pytest.raises(ValueError):
         live.ncsn_sampler_figure(net, MIX, convention="other")
+
+
+def test_page_sampler_diverges_where_the_package_does(page, net, tmp_path):  # noqa: F811
+    """eps = 5 is past the top level's stability threshold (alpha_1 = 400 eps > 4 (1 + 20^2)): the
+    package's float32 chains overflow and end as NaN (chapter 9's table). The page computes in
+    float64, where the chains could shrink back from 1e100 at the stable bottom levels; it must
+    lose them as the package does."""
+    gen = torch.Generator().manual_seed(0)
+    x = annealed_langevin_dynamics(net, (torch.rand(200, 2, generator=gen) * 2 - 1) * 8, SIGMAS, 5.0, 100, gen)
+    assert not torch.isfinite(x).any()
+    state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, n=200), {"eps": 5}, 1000)
+    assert state["t"] == 1000 and state["eps"] == 5 and state["finite"] == 0
+    text = page.execute_script("return document.querySelector('.ncsn-live-stats').textContent;")
+    assert "all 200 chains diverged" in text
+
+
+@pytest.mark.parametrize("level", [0, 9])
+def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, level):  # noqa: F811
+    """The figure's relative error (the grid quadrature over a square that holds q) agrees with
+    the Monte Carlo estimate on samples of q_sigma that chapter 8's table prints, within four
+    standard errors (delta method). At sigma_1 = 20 most of q lies outside the [-8, 8]^2 window,
+    so a quadrature over the window alone would not agree."""
+    path = tmp_path / "field.html"
+    fig = live.ncsn_field_figure(net, MIX, level=level)
+    path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
+    page.get(path.as_uri())
+    state = json.loads(page.execute_script("return document.querySelector('[data-ncsn-live]').state();"))
+    assert state["level"] == level and state["cover"] >= 5 + 6 * math.sqrt(1 + SIGMAS[level].item() ** 2) - 1e-9
+    q = MIX.to(dtype=torch.float64).perturbed(SIGMAS[level].item())
+    x = q.sample(20_000, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        s_net = net.double()(x, torch.full((len(x),), level, dtype=torch.long))
+    net.float()
+    s = q.score(x)
+    e2, s2 = (s_net - s).pow(2).sum(1), s.pow(2).sum(1)
+    ratio = e2.mean() / s2.mean()
+    se_ratio = ((e2 - ratio * s2) / s2.mean()).std() / math.sqrt(len(x))
+    ref, se = ratio.sqrt().item(), (se_ratio / (2 * ratio.sqrt())).item()
+    assert abs(state["rms_relative_error"] - ref) < 4 * se, (state["rms_relative_error"], ref, se)
+
+
+def test_the_level_slider_shows_the_levels_the_network_uses(page, net, tmp_path):  # noqa: F811
+    """The level-conditioned network has ten levels: asking it for 20 runs ten, and the slider says 10."""
+    state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, n=100), {"n_levels": 20}, 0)
+    assert state["network_levels"] == list(range(10)) and state["total"] == 1000
+    shown = page.execute_script("return document.querySelector('[name=\"n_levels\"]').ncsnControl.get();")
+    assert shown == 10
+    # with exact scores any L runs (set after the scores: the driver passes the settings in sorted order)
+    (tmp_path / "exact").mkdir()
+    run_figure(page, tmp_path / "exact", live.ncsn_sampler_figure(net, MIX, n=100), {"scores": "exact"}, 0)
+    state = json.loads(page.execute_script("""
+        var root = document.querySelector('[data-ncsn-live]'), el = root.querySelector('[name="n_levels"]');
+        el.ncsnControl.set(20); el.dispatchEvent(new Event('input', {bubbles: true})); return root.state();"""))
+    assert state["score"] == "exact" and len(state["sigmas"]) == 20

@@ -8,21 +8,37 @@
   "use strict";
   var L = global.NCSNLive;
 
-  /** Mean |s_theta - s| / mean |s| and the q-weighted mean |s_theta - s| on an nx x nx grid over
-   * [-lim, lim]^2 (q = the perturbed density at sigma). */
+  /** On an nx x nx grid over [-lim, lim]^2, with q the perturbed density at sigma: the q-weighted
+   * mean |s_theta - s| (weighted), that over the q-weighted mean |s| (weightedRelative), the
+   * unweighted mean |s_theta - s| / mean |s| (relative), and the q-weighted root-mean-square
+   * relative error sqrt(sum q |s_theta - s|^2 / sum q |s|^2) (rmsRelative): on a grid that covers
+   * q, the quadrature of the relative error ncsn_edu.toy_metrics.per_level_score_errors measures
+   * on samples of q. */
   L.fieldError = function (mix, net, level, sigma, lim, nx, netSigma) {
     var g = new Float64Array(2 * nx * nx), h = 2 * lim / nx, i, j;
     for (j = 0; j < nx; j++) for (i = 0; i < nx; i++) {
       g[2 * (j * nx + i)] = -lim + (i + 0.5) * h; g[2 * (j * nx + i) + 1] = -lim + (j + 0.5) * h;
     }
     var m = nx * nx, a = net.forward(g, m, null, level, netSigma), b = mix.score(g, m, null, sigma);
-    var wsum = 0, werr = 0, ssum = 0, esum = 0, wsn = 0;
+    var wsum = 0, werr = 0, ssum = 0, esum = 0, wsn = 0, werr2 = 0, wsn2 = 0;
     for (i = 0; i < m; i++) {
-      var dx = a[2 * i] - b[2 * i], dy = a[2 * i + 1] - b[2 * i + 1], e = Math.sqrt(dx * dx + dy * dy);
-      var sn = Math.sqrt(b[2 * i] * b[2 * i] + b[2 * i + 1] * b[2 * i + 1]), w = Math.exp(mix.logProb(g[2 * i], g[2 * i + 1], sigma));
-      wsum += w; werr += w * e; wsn += w * sn; esum += e; ssum += sn;
+      var dx = a[2 * i] - b[2 * i], dy = a[2 * i + 1] - b[2 * i + 1], e2 = dx * dx + dy * dy, e = Math.sqrt(e2);
+      var sn2 = b[2 * i] * b[2 * i] + b[2 * i + 1] * b[2 * i + 1], sn = Math.sqrt(sn2);
+      var w = Math.exp(mix.logProb(g[2 * i], g[2 * i + 1], sigma));
+      wsum += w; werr += w * e; wsn += w * sn; esum += e; ssum += sn; werr2 += w * e2; wsn2 += w * sn2;
     }
-    return {weighted: werr / wsum, weightedRelative: werr / wsn, relative: esum / ssum};
+    return {weighted: werr / wsum, weightedRelative: werr / wsn, relative: esum / ssum,
+      rmsRelative: Math.sqrt(werr2 / wsn2)};
+  };
+
+  /** Half-width of a square that holds q_sigma but for about 1e-7 of its mass: every mean plus
+   * six of its component's standard deviations sqrt(s_k^2 + sigma^2), and at least lim. */
+  L.coverHalfWidth = function (mix, sigma, lim) {
+    var h = lim, v = mix.variances(sigma), k;
+    for (k = 0; k < mix.K; k++) {
+      h = Math.max(h, Math.max(Math.abs(mix.means[k][0]), Math.abs(mix.means[k][1])) + 6 * Math.sqrt(v[k]));
+    }
+    return h;
   };
 
   L.figures.ncsn_field = function (ui, cfg) {
@@ -62,16 +78,19 @@
       view.axes();
     }
     function summary() {
-      var s = sCtl.get(), at = netAt(), e = L.fieldError(mix, net, at.level, at.sigma, lim, 40,
-        net.condition === "sigma" ? at.sigma : null);
+      var s = sCtl.get(), at = netAt(), ns = net.condition === "sigma" ? at.sigma : null;
+      var e = L.fieldError(mix, net, at.level, at.sigma, lim, 40, ns);
+      var h = L.coverHalfWidth(mix, at.sigma, lim), c = L.fieldError(mix, net, at.level, at.sigma, h, 60, ns);
       var lines = ["\u03c3 = " + s.toPrecision(3) + " (exact panel);  network at " +
         (net.condition === "sigma" ? "\u03c3 = " + at.sigma.toPrecision(3) : "level " + (at.level + 1) + " of " + nL +
         ", \u03c3\u1d62 = " + at.sigma.toPrecision(3)),
-        "mean |s\u03b8 \u2212 \u2207log q| weighted by q (at the network's \u03c3): " + L.fmt(e.weighted) +
-        "  (relative " + L.fmt(e.weightedRelative) + ")",
-        "unweighted relative error on [\u2212" + lim + ", " + lim + "]\u00b2: " + L.fmt(e.relative)];
-      var out = {sigma: s, level: at.level, network_sigma: at.sigma, weighted_error: e.weighted,
-        weighted_relative_error: e.weightedRelative, relative_error: e.relative};
+        "relative error \u221a(E|s\u03b8 \u2212 \u2207log q|\u00b2 / E|\u2207log q|\u00b2) under q at the network's \u03c3: " +
+        L.fmt(c.rmsRelative),
+        "  (the table's measure; a grid on [\u2212" + h.toFixed(0) + ", " + h.toFixed(0) + "]\u00b2, which holds q)",
+        "in the window [\u2212" + lim + ", " + lim + "]\u00b2: mean |s\u03b8 \u2212 \u2207log q| weighted by q " +
+        L.fmt(e.weighted) + ", unweighted relative " + L.fmt(e.relative)];
+      var out = {sigma: s, level: at.level, network_sigma: at.sigma, rms_relative_error: c.rmsRelative, cover: h,
+        weighted_error: e.weighted, weighted_relative_error: e.weightedRelative, relative_error: e.relative};
       if (probe) {
         var p = Float64Array.from(probe), a = net.forward(p, 1, null, at.level, net.condition === "sigma" ? at.sigma : null);
         var b = mix.score(p, 1, null, at.sigma), bs = mix.score(p, 1, null, s);

@@ -4,6 +4,10 @@
  * the chains at a point; Reset replays the same chains. With exact scores any L gives L geometric
  * levels from sigma_1 to sigma_L; the level-conditioned network knows only its own levels, so L
  * picks L of them, spread evenly in log sigma (its first and last always among them).
+ * The package samples in float32: a chain that leaves float32's range becomes infinite there, and
+ * then not a number. The page computes in float64, where such a chain could come back from 1e100;
+ * it marks a chain beyond float32's largest value as not a number, so that it diverges here as it
+ * does in the package (chapter 9's table: eps = 5 diverges).
  * Settings (ncsn_edu.live.ncsn_sampler_figure): mixture, network, lim, n, eps, n_steps_each,
  * convention, seed, heavy (the mode whose fraction is printed), target (its weight). */
 (function (global) {
@@ -17,6 +21,18 @@
     var out = [];
     for (var j = 0; j < count; j++) out.push(Math.round(j * (nLevels - 1) / (count - 1)));
     return out;
+  };
+
+  /** The largest finite float32: beyond it the package's chains are infinite. */
+  L.FLOAT32_MAX = 3.4028234663852886e38;
+  /** Chains of x (n points) with a coordinate beyond float32's range become NaN (both coordinates). */
+  L.loseOverflow = function (x, n) {
+    for (var i = 0; i < n; i++) {
+      if (!(Math.abs(x[2 * i]) <= L.FLOAT32_MAX && Math.abs(x[2 * i + 1]) <= L.FLOAT32_MAX)) {
+        x[2 * i] = NaN; x[2 * i + 1] = NaN;
+      }
+    }
+    return x;
   };
 
   L.figures.ncsn_sampler = function (ui, cfg) {
@@ -52,6 +68,8 @@
     function schedule() {
       var count = Math.round(lCtl.get());
       if (scoreCtl.get() === "network") {
+        // the network knows only its own levels: the slider shows the L that is used
+        if (count > trained.length) { count = trained.length; lCtl.set(count); }
         levels = L.levelSubset(trained.length, count);
         sigmas = levels.map(function (i) { return trained[i]; });
       } else {
@@ -60,6 +78,7 @@
       }
     }
     function scoreAt(pts, m, out, i, sigma) {
+      if (pts === x) L.loseOverflow(pts, m);  // the run's own chains, as the package's float32 loses them
       if (scoreCtl.get() === "network") return net.forward(pts, m, out, levels[i]);
       return mix.score(pts, m, out, sigma);
     }
@@ -102,14 +121,16 @@
         if (Math.abs(a) <= lim && Math.abs(b) <= lim) inside += 1;
       }
       var se = Math.sqrt(f * (1 - f) / m), lev = run.level();
+      var head = "level " + (lev + 1) + " of " + sigmas.length + ", \u03c3 = " + sigmas[lev].toPrecision(3) +
+        (scoreCtl.get() === "network" ? " (network level " + (levels[lev] + 1) + ")" : "") + ";  step " + run.t +
+        " of " + run.total + "\n";
+      var body = m === 0 ? "all " + n + " chains diverged (not finite)\n" :
+        "fraction nearest (" + mix.means[heavy].join(", ") + "): " + L.fmt(f) + " \u00b1 " + L.fmt(se) +
+        "   (the data: " + L.fmt(target) + ")\n" +
+        "mean log p of the chains under the data's density: " + L.fmt(lp / m, 2) + (m < n ? "   (" + (n - m) +
+        " of " + n + " chains diverged)" : "") + "\n";
       return {fraction: f, se: se, mean_log_p: lp / m, finite: m, inside: inside / n, level: lev + 1, sigma: sigmas[lev],
-        text: "level " + (lev + 1) + " of " + sigmas.length + ", \u03c3 = " + sigmas[lev].toPrecision(3) +
-          (scoreCtl.get() === "network" ? " (network level " + (levels[lev] + 1) + ")" : "") + ";  step " + run.t +
-          " of " + run.total + "\n" +
-          "fraction nearest (" + mix.means[heavy].join(", ") + "): " + L.fmt(f) + " \u00b1 " + L.fmt(se) +
-          "   (the data: " + L.fmt(target) + ")\n" +
-          "mean log p of the chains under the data's density: " + L.fmt(lp / m, 2) + (m < n ? "   (" + (n - m) +
-          " chains diverged)" : "") + "\nshare inside [\u2212" + lim + ", " + lim + "]\u00b2: " + L.fmt(inside / n)};
+        text: head + body + "share inside [\u2212" + lim + ", " + lim + "]\u00b2: " + L.fmt(inside / n)};
     }
     function draw() {
       var lev = run.level();
