@@ -17,6 +17,7 @@ from ncsn_edu.score_sde import (
     gaussian_chain_variance,
     hutchinson_variance,
     ladder_score_fn,
+    langevin_corrector_step,
     ode_log_likelihood,
     ode_sample,
     pc_sampler,
@@ -78,6 +79,24 @@ def test_samplers_reach_the_gaussian_target_variance(kind):
     v, se = var_se(x)
     assert abs(v - predicted) < 4 * se, (v, predicted, se)
     assert abs(x.mean().item()) < 4 * math.sqrt(v / n)
+
+
+@pytest.mark.parametrize("snr", [0.16, 0.316])
+def test_langevin_corrector_step_follows_the_snr_rule(snr):
+    """The SDE paper's corrector: a Langevin step ``x + eps s + sqrt(2 eps) z`` whose drift is ``snr``
+    times its noise in size (batch-mean norms). The step's own ``z`` is redrawn from the same seed,
+    and ``eps`` is read off the update by least squares, without the rule's formula."""
+    x = torch.randn(64, 3, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    s = -x / 10.0
+    new = langevin_corrector_step(lambda y, sigma: -y / 10.0, x, 3.0, snr, generator=torch.Generator().manual_seed(1))
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    basis = torch.stack([s.flatten(), z.flatten()], 1)
+    a, b = torch.linalg.lstsq(basis, (new - x).flatten()[:, None]).solution.flatten().tolist()
+    assert torch.allclose(new, x + a * s + b * z, atol=1e-10)  # the update lies in the span of s and z
+    assert b == pytest.approx(math.sqrt(2 * a), rel=1e-8)  # the Langevin pairing of drift and noise
+    drift = a * s.flatten(1).norm(dim=1).mean()
+    noise = b * z.flatten(1).norm(dim=1).mean()
+    assert (drift / noise).item() == pytest.approx(snr, rel=1e-8)
 
 
 def test_corrector_only_is_annealed_langevin_and_evaluations_are_counted():
