@@ -264,14 +264,17 @@ class CondRefineNetDilated(nn.Module):
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"labels must lie in [0, {self.num_classes})")
 
+    def first_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The input convolution of ``2x - 1``, in fp32 even under autocast: at sigma = 0.01 the
+        noise is a few thousandths of a pixel, about the rounding step of bf16 near 1, so a bf16
+        input loses much of what the smallest level must see (on the book's MNIST model the
+        sigma = 0.01 loss rose by 6%; precision.level_agreement measures it)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self.begin_conv((2.0 * x - 1.0).to(self.begin_conv.weight.dtype))
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self._check(x, labels)
-        # The input convolution runs in fp32 even under autocast: at sigma = 0.01 the noise
-        # is a few thousandths of a pixel, about the rounding step of bf16 near 1, so a bf16
-        # input loses much of what the smallest level must see (on the book's MNIST model
-        # the sigma = 0.01 loss rose by 6%; precision.level_agreement measures it).
-        with torch.autocast(x.device.type, enabled=False):
-            h = self.begin_conv((2.0 * x - 1.0).to(self.begin_conv.weight.dtype))
+        h = self.first_conv(x)
         feats = []
         for stage in (self.stage1, self.stage2, self.stage3, self.stage4):
             for block in stage:
