@@ -427,6 +427,14 @@
     this.ctx.imageSmoothingEnabled = false;
     this.ctx.drawImage(off, this.left, this.top, this.size, this.size);
   };
+  /** Shade the density of `mix` at noise level sigma (relative to its peak on the grid, raised to
+   * `power`) on an nx x nx grid over the view, with colour map "Blues" scaled to [0, vmax]. */
+  View.prototype.density = function (mix, sigma, nx, vmax, power) {
+    var g = this.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, i;
+    for (i = 0; i < nx * nx; i++) { vals[i] = mix.logProb(g[2 * i], g[2 * i + 1], sigma); if (vals[i] > mx) mx = vals[i]; }
+    for (i = 0; i < nx * nx; i++) vals[i] = Math.exp((vals[i] - mx) * (power || 1));
+    this.heat(vals, nx, "Blues", 0, vmax || 1);
+  };
   /** Arrows of a field on an n x n grid, lengths growing like log(1 + |s|) (plotting.plot_score_field). */
   View.prototype.arrows = function (field, n, color, width) {
     var pts = new Float64Array(2 * n * n), i, j, h = 2 * this.lim / (n - 1);

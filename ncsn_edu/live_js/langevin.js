@@ -28,10 +28,7 @@
     function stepsWanted() { return Math.round(stepsCtl.get()); }
     function background() {
       view.clear();
-      var nx = 120, g = view.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, i;
-      for (i = 0; i < nx * nx; i++) { vals[i] = mix.logProb(g[2 * i], g[2 * i + 1]); if (vals[i] > mx) mx = vals[i]; }
-      for (i = 0; i < nx * nx; i++) vals[i] = Math.exp(vals[i] - mx);
-      view.heat(vals, nx, "Blues", 0, 1);
+      view.density(mix, 0, 120, 1);
       view.arrows(function (p, m) { return mix.score(p, m); }, 20, "rgba(0,0,0,0.75)");
       view.axes();
       view.keep();

@@ -72,10 +72,7 @@
     }
     function background(view) {
       view.clear();
-      var nx = 100, g = view.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, i;
-      for (i = 0; i < nx * nx; i++) { vals[i] = mix.logProb(g[2 * i], g[2 * i + 1]); if (vals[i] > mx) mx = vals[i]; }
-      for (i = 0; i < nx * nx; i++) vals[i] = Math.pow(Math.exp(vals[i] - mx), 0.5);  // square root: the light mode shows
-      view.heat(vals, nx, "Blues", 0, 1.6);
+      view.density(mix, 0, 100, 1.6, 0.5);  // square root: the light mode shows
       var c = view.ctx;  // the line of equal distance to the two means: "nearest mode" is the side of it
       var a = mix.means[0], b = mix.means[1], mx2 = (a[0] + b[0]) / 2, my2 = (a[1] + b[1]) / 2, dx = -(b[1] - a[1]),
         dy = b[0] - a[0], len = 3 * lim / Math.sqrt(dx * dx + dy * dy);

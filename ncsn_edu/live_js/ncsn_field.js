@@ -66,10 +66,7 @@
     }
     function panel(view, sigma, field) {
       view.clear();
-      var nx = 100, g = view.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, i;
-      for (i = 0; i < nx * nx; i++) { vals[i] = mix.logProb(g[2 * i], g[2 * i + 1], sigma); if (vals[i] > mx) mx = vals[i]; }
-      for (i = 0; i < nx * nx; i++) vals[i] = Math.exp(vals[i] - mx);
-      view.heat(vals, nx, "Blues", 0, 1.15);
+      view.density(mix, sigma, 100, 1.15);
       view.arrows(field, 20, "rgba(0,0,0,0.8)");
       if (probe) {
         var c = view.ctx; c.strokeStyle = "rgb(214,39,40)"; c.lineWidth = 2; c.beginPath();

@@ -86,10 +86,7 @@
       var sigma = sigmas[i];
       view.lim = Math.max(lim, 2.5 * sigma);  // zoom out while the noise is large
       view.clear();
-      var nx = 100, g = view.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, k;
-      for (k = 0; k < nx * nx; k++) { vals[k] = mix.logProb(g[2 * k], g[2 * k + 1], sigma); if (vals[k] > mx) mx = vals[k]; }
-      for (k = 0; k < nx * nx; k++) vals[k] = Math.exp(vals[k] - mx);
-      view.heat(vals, nx, "Blues", 0, 1.3);
+      view.density(mix, sigma, 100, 1.3);
       view.arrows(function (p, m) { return scoreAt(p, m, null, i, sigma); }, 16, "rgba(0,0,0,0.55)");
       var c = view.ctx;  // the square the chains start in
       c.setLineDash([4, 4]); c.strokeStyle = "#666";

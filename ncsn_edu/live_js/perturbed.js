@@ -164,11 +164,8 @@
 
     /** log q_sigma on the view's heat grid, relative to its largest value there. */
     function shade(view, sigma) {
-      var nx = 120, g = view.gridPoints(nx), vals = new Float64Array(nx * nx), mx = -Infinity, k;
-      for (k = 0; k < nx * nx; k++) { vals[k] = mix.logProb(g[2 * k], g[2 * k + 1], sigma); if (vals[k] > mx) mx = vals[k]; }
-      for (k = 0; k < nx * nx; k++) vals[k] = Math.exp(vals[k] - mx);
       view.clear();
-      view.heat(vals, nx, "Blues", 0, 1);
+      view.density(mix, sigma, 120, 1);
       view.colourBar(view.left + view.size + 10, view.top + 10, 12, view.size - 20, "Blues", 0, 1, "q\u03c3 / its peak", [0, 0.5, 1]);
     }
     /** Everything about the network trained at trained[j], computed once. */
