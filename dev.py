@@ -65,7 +65,7 @@ def link_offline_data() -> None:
 def unpack_offline_cifar10() -> None:
     """Where the offline JPEG copy of CIFAR-10 sits beside the checkout
     (../shared/data/cifar10-jpeg/cifar10_jpeg.tar.gz), unpack it once into the ignored
-    data/cifar10-jpeg/ (train/<class>/*.jpg, test/<class>/*.jpg), where ncsn_edu.data
+    data/cifar10-jpeg/ (train/<class>/*.jpg, test/<class>/*.jpg), where ncsn_edu.images.data
     finds it. Unpacks into a temporary folder first, so an interrupted run leaves none."""
     import tarfile
 

@@ -13,10 +13,10 @@ import sys
 import numpy as np
 import torch
 
-from ncsn_edu.checkpoints import load_checkpoint
-from ncsn_edu.devices import resolve_device
-from ncsn_edu.presets import image_shape
-from ncsn_edu.sample_images import generate, to_uint8
+from ncsn_edu.images.checkpoints import load_checkpoint
+from ncsn_edu.images.devices import resolve_device
+from ncsn_edu.images.presets import image_shape
+from ncsn_edu.images.samples import generate, to_uint8
 
 
 def main(argv=None) -> int:

@@ -15,9 +15,9 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from ncsn_edu.losses import anneal_dsm_loss
-from ncsn_edu.refinenet import CondRefineNetDilated
+from ncsn_edu.images.refinenet import CondRefineNetDilated
 from ncsn_edu.schedules import geometric_sigmas
+from ncsn_edu.toy.losses import anneal_dsm_loss
 
 SIZES = {"cifar10": (3, 32, 128), "mnist": (1, 28, 64)}
 

@@ -10,7 +10,7 @@
 #   official       the official trainer's training step (ermongroup/ncsn) at batch 128, the anchor
 #   profile        torch.profiler: the fast path's top kernels by GPU time
 #   agree          issue 20: bf16 and fp16 against fp32, loss per noise level, the book's MNIST
-#                  model on 256 real test digits (python -m ncsn_edu.precision --device cuda)
+#                  model on 256 real test digits (python -m ncsn_edu.images.precision --device cuda)
 #   train-mnist    issue 13: the paper's MNIST network for $MINUTES minutes, then samples,
 #                  Figure 4 chains (uint8), inpaintings (samples as uint8 shards, weights in fp16);
 #                  Figure 9's neighbours are computed afterwards on a CPU from the shards
@@ -82,7 +82,7 @@ part_profile() {
 }
 part_agree() {
   say "per-level precision agreement on $DEVICE"
-  $PY -m ncsn_edu.precision data/mnist_ncsn_ngf16.pt --device "$DEVICE" --n-images "$N_AGREE" \
+  $PY -m ncsn_edu.images.precision data/mnist_ncsn_ngf16.pt --device "$DEVICE" --n-images "$N_AGREE" \
     --out "$OUT/precision_agreement_mnist_$DEVICE.json" 2>&1 | tee -a "$LOG" | tail -14
 }
 part_train() {  # $1 = data set

@@ -10,7 +10,7 @@ and reports the peak GPU memory and the achieved fraction of the GPU's dense bf1
 
 * ``fp32``: float32, eager, contiguous (NCHW) memory;
 * ``fast``: what the trainer's ``auto`` settings give on the device
-  (:func:`ncsn_edu.precision.choose_precision`): bf16 autocast, channels-last and
+  (:func:`ncsn_edu.images.precision.choose_precision`): bf16 autocast, channels-last and
   ``torch.compile`` on compute capability 8.0 and above; fp16 autocast with a gradient
   scaler and channels-last on 7.x (T4, V100); each can be set with ``--fast-*``.
 
@@ -19,7 +19,7 @@ noise for ``--agreement-steps`` steps; the mean loss over the second half of the
 must agree within ``--tolerance`` (relative, default 2%). **The agreement run uses
 synthetic images (uniform noise in [0, 1]) unless ``--data real``**, which reads the
 training images of ``--dataset`` (MNIST, CIFAR-10) through
-:func:`ncsn_edu.data.image_dataset` and prints which files it read. Timings always use
+:func:`ncsn_edu.images.data.image_dataset` and prints which files it read. Timings always use
 random images in [0, 1] (the network's cost does not depend on the pixels).
 """
 
@@ -33,13 +33,13 @@ import time
 
 import torch
 
-from . import seeding
-from .devices import resolve_device
-from .image_batches import StepBatches, read_image_set
-from .precision import Precision, choose_precision, device_capability
-from .presets import DATASET_DEFAULTS, build_model
-from .schedules import geometric_sigmas
-from .train_step import make_step_fn
+from ncsn_edu.images import seeding
+from ncsn_edu.images.batches import StepBatches, read_image_set
+from ncsn_edu.images.devices import resolve_device
+from ncsn_edu.images.precision import Precision, choose_precision, device_capability
+from ncsn_edu.images.presets import DATASET_DEFAULTS, build_model
+from ncsn_edu.images.train_step import make_step_fn
+from ncsn_edu.schedules import geometric_sigmas
 
 #: Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets, without sparsity).
 BF16_PEAK_TFLOPS = {
@@ -51,7 +51,7 @@ BF16_PEAK_TFLOPS = {
 
 #: The GPUs of the run-time estimate (chapter 12): compute capability, and the vendor's
 #: dense (no sparsity) tensor-core peak in TFLOP/s of the precision ``--amp auto`` gives
-#: them (:func:`ncsn_edu.precision.choose_precision`): fp16 on T4 and V100, bf16 on the rest.
+#: them (:func:`ncsn_edu.images.precision.choose_precision`): fp16 on T4 and V100, bf16 on the rest.
 #: Sources: NVIDIA's data sheets (T4: 65 fp16 mixed precision; V100 SXM2: 125 tensor;
 #: A100 SXM/PCIe: 312 bf16; H100 SXM and H200 SXM: 989.4 bf16, half of the 1,979 quoted
 #: with sparsity).
@@ -72,7 +72,7 @@ def run_estimate(step_flop: float, n_iters: int = 200_000, utilisation: float = 
     FLOP each on the GPUs of :data:`ESTIMATE_GPUS` (or the named ``gpus``), at
     ``utilisation`` of the peak of the precision ``--amp auto`` chooses there.
     Introduced in chapter 12 (the capstone)."""
-    from .precision import choose_precision
+    from ncsn_edu.images.precision import choose_precision
 
     rows = []
     for name in gpus or ESTIMATE_GPUS:

@@ -124,7 +124,7 @@ def fidelity_metrics(samples: torch.Tensor, reference: torch.Tensor | None, isc:
 
 
 def _reference(dataset: str, root=None) -> torch.Tensor:
-    from .train_images import load_images
+    from ncsn_edu.images.batches import load_images
 
     return load_images(dataset, train=True, root=root)[0]
 
@@ -171,14 +171,14 @@ def main(argv=None, model_factory=None) -> int:
         if args.command == "fetch-weights":
             print(f"Inception weights: {inception_weights()}")
             return 0
-        from .devices import resolve_device
+        from ncsn_edu.images.devices import resolve_device
 
         device = resolve_device(args.device, 0)
         if args.n <= 1:
             raise ValueError("--n must be at least 2")
         weights = inception_weights(args.inception_weights)  # fail early, before any long work
         if args.command == "score":
-            from .sample_images import read_shards
+            from ncsn_edu.images.samples import read_shards
 
             samples = read_shards(args.samples, args.n)
             ref = _reference(args.dataset, args.data_root)
@@ -190,8 +190,9 @@ def main(argv=None, model_factory=None) -> int:
             if args.out:
                 Path(args.out).write_text(json.dumps(res, indent=2))
         else:
-            from .sample_images import read_shards, write_shards
-            from .train_images import DATASET_DEFAULTS, load_checkpoint
+            from ncsn_edu.images.checkpoints import load_checkpoint
+            from ncsn_edu.images.presets import DATASET_DEFAULTS
+            from ncsn_edu.images.samples import read_shards, write_shards
 
             run = Path(args.run)
             snaps = sorted((run / "snapshots").glob("model_*.pt"))

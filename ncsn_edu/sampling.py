@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .progress import progress_bar
+from ncsn_edu.progress import progress_bar
 
 
 def langevin_dynamics(

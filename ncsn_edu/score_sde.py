@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from .sampling import step_coefficients
+from ncsn_edu.sampling import step_coefficients
 
 
 class VESDE:

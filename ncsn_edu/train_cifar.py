@@ -5,8 +5,8 @@ default, so every default is the paper's CIFAR-10 setting: CondRefineNetDilated 
 ngf 128, ten noise levels from 1 to 0.01, annealed DSM with ``lambda = sigma^2``, Adam
 1e-3, batch 128, 200,000 iterations, random horizontal flips, every batch dequantised
 as the official code does (``--no-dequantize`` turns it off), a checkpoint every 5,000:
-the preset :data:`ncsn_edu.presets.PAPER_CIFAR10`. The data are read through
-:func:`ncsn_edu.data.image_dataset` (the original CIFAR-10 files or the offline JPEG
+the preset :data:`ncsn_edu.images.presets.PAPER_CIFAR10`. The data are read through
+:func:`ncsn_edu.images.data.image_dataset` (the original CIFAR-10 files or the offline JPEG
 copy); the run prints which and records it in its checkpoints.
 
     python -m ncsn_edu.train_cifar --out runs/cifar10          # resumes when rerun
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from .train_images import main as _main
+from ncsn_edu.train_images import main as _main
 
 
 def main(argv=None, model_factory=None) -> int:

@@ -45,7 +45,7 @@ class TinyScore(nn.Module):
 
 
 def tiny_factory(dataset: str, ngf: int, n_sigmas: int) -> nn.Module:
-    from ncsn_edu.train_images import DATASET_DEFAULTS
+    from ncsn_edu.images.presets import DATASET_DEFAULTS
 
     d = DATASET_DEFAULTS[dataset]
     return TinyScore(d["channels"], ngf, n_sigmas, d["image_size"])

@@ -45,7 +45,7 @@ def test_the_fast_path_in_fp16_trains_with_a_scaler_and_matches_fp32(tmp_path, m
     # The T4/V100 fast path (fp16 autocast + GradScaler) on the CPU: it runs, says so, and
     # reaches fp32's loss. The scaler's first factor is torch's 2^16; on this network the
     # first steps' fp16 gradients overflow at that factor, are skipped, and the factor
-    # halves (tests/test_precision.py), so the agreement is taken over the second half.
+    # halves (tests/images/test_precision.py), so the agreement is taken over the second half.
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -30,7 +30,9 @@ from ncsn_edu import benchmark  # noqa: E402
 from ncsn_edu import evaluate_images as ev  # noqa: E402
 from ncsn_edu import sample_images as si  # noqa: E402
 from ncsn_edu import train_images as ti  # noqa: E402
-from ncsn_edu.data import image_dataset  # noqa: E402
+from ncsn_edu.images.checkpoints import load_checkpoint, read_checkpoint  # noqa: E402
+from ncsn_edu.images.data import image_dataset  # noqa: E402
+from ncsn_edu.images.samples import read_shards, write_shards  # noqa: E402
 
 
 def write_idx(root, folder: str, train: np.ndarray, test: np.ndarray) -> Path:
@@ -133,10 +135,10 @@ def test_select_command_picks_the_snapshot_with_the_lowest_fid(mnist_root, tmp_p
     # sampler run on the snapshot gives the images the metric was given.
     for call, step in zip(stub.calls, (2, 4, 6)):
         assert call["samples"].shape == (3, 1, 28, 28) and call["samples"].dtype == torch.uint8
-        model, sigmas, _ = ti.load_checkpoint(run / "snapshots" / f"model_{step:07d}.pt", model_factory=tiny_factory)
-        again = si.write_shards(model, sigmas, 3, (1, 28, 28), tmp_path / f"again_{step}", 2, 0, False,
+        model, sigmas, _ = load_checkpoint(run / "snapshots" / f"model_{step:07d}.pt", model_factory=tiny_factory)
+        again = write_shards(model, sigmas, 3, (1, 28, 28), tmp_path / f"again_{step}", 2, 0, False,
                                 n_steps_each=1)
-        assert torch.equal(call["samples"], si.read_shards(again, 3))
+        assert torch.equal(call["samples"], read_shards(again, 3))
     assert not torch.equal(stub.calls[0]["samples"], stub.calls[2]["samples"])
 
 
@@ -188,7 +190,7 @@ def test_dequantize_spreads_each_pixel_uniformly_over_its_bin(tmp_path):
     corr = ((u - u.mean()) * (kk - kk.mean())).mean() / (u.std() * kk.std())
     assert abs(corr.item()) < 4 / math.sqrt(n)
     assert (u[0] - u[1]).abs().mean() > 0.2
-    assert ti.read_checkpoint(tmp_path / "b" / "checkpoint.pt")["config"]["dequantize"] is True
+    assert read_checkpoint(tmp_path / "b" / "checkpoint.pt")["config"]["dequantize"] is True
 
 
 def test_fashion_mnist_is_read_from_torchvisions_layout_and_trains(tmp_path):
@@ -209,10 +211,10 @@ def test_fashion_mnist_is_read_from_torchvisions_layout_and_trains(tmp_path):
     rc = ti.main(tiny_args(root, out, "--dataset", "fashion_mnist", "--n-iters", "2", "--ckpt-every", "2"),
                  model_factory=tiny_factory)
     assert rc == 0
-    assert ti.read_checkpoint(out / "checkpoint.pt")["config"]["dataset"] == "fashion_mnist"
+    assert read_checkpoint(out / "checkpoint.pt")["config"]["dataset"] == "fashion_mnist"
     rc = si.main(["sample", str(out / "checkpoint.pt"), "--n", "2", "--steps-each", "1", "--shards",
                   str(tmp_path / "s"), "--no-progress"], model_factory=tiny_factory)
-    assert rc == 0 and si.read_shards(tmp_path / "s").shape == (2, 1, 28, 28)
+    assert rc == 0 and read_shards(tmp_path / "s").shape == (2, 1, 28, 28)
 
 
 def test_no_snapshots_keeps_only_the_checkpoint(mnist_root, tmp_path, fake_weights, capsys):
@@ -221,7 +223,7 @@ def test_no_snapshots_keeps_only_the_checkpoint(mnist_root, tmp_path, fake_weigh
     out = tmp_path / "run"
     assert ti.main(tiny_args(mnist_root, out, "--n-iters", "4", "--ckpt-every", "2", "--no-snapshots"),
                    model_factory=tiny_factory) == 0
-    assert ti.read_checkpoint(out / "checkpoint.pt")["step"] == 4
+    assert read_checkpoint(out / "checkpoint.pt")["step"] == 4
     assert not list(out.glob("snapshots/*"))
     assert ev.main(["select", str(out), "--inception-weights", str(fake_weights), "--no-progress"]) == 1
     assert "no snapshots" in capsys.readouterr().err
@@ -260,7 +262,7 @@ def both_roots(tmp_path_factory):
 def test_resume_is_refused_when_any_setting_that_fixes_the_model_changed(both_roots, tmp_path, capsys):
     # Catches: a setting left out of the resume check (the old test covered ngf only).
     try:  # the trainer's own list (wherever it lives) is this one
-        from ncsn_edu.presets import MODEL_KEYS as known
+        from ncsn_edu.images.presets import MODEL_KEYS as known
     except ImportError:
         known = getattr(ti, "_ARCH_KEYS", None)
     assert known is None or set(known) == set(MODEL_SETTINGS)
@@ -268,7 +270,7 @@ def test_resume_is_refused_when_any_setting_that_fixes_the_model_changed(both_ro
     base = tiny_args(both_roots, out, "--n-iters", "2", "--ckpt-every", "2")
     assert ti.main(base, model_factory=tiny_factory) == 0
     before = {p.name: p.read_bytes() for p in (out / "checkpoint.pt", out / "metrics.csv")}
-    recorded = ti.read_checkpoint(out / "checkpoint.pt")["config"]
+    recorded = read_checkpoint(out / "checkpoint.pt")["config"]
     for name, change in MODEL_SETTINGS.items():
         if name in ("flip", "dequantize"):
             change = [change[1] if recorded[name] else change[0]]
@@ -280,7 +282,7 @@ def test_resume_is_refused_when_any_setting_that_fixes_the_model_changed(both_ro
     # The control: settings that do not fix the model may change on resume.
     assert ti.main(base[:-4] + ["--n-iters", "3", "--ckpt-every", "2", "--lr", "5e-4", "--log-every", "1"],
                    model_factory=tiny_factory) == 0
-    assert ti.read_checkpoint(out / "checkpoint.pt")["step"] == 3
+    assert read_checkpoint(out / "checkpoint.pt")["step"] == 3
 
 
 class StubTensorBoard:

@@ -64,14 +64,14 @@ def mnist_root(tmp_path_factory):
 
 
 def cuda_cfg(root, out, **kw):
-    from ncsn_edu import train_images as ti
+    from ncsn_edu.images.presets import TrainConfig
 
     base = dict(dataset="mnist", out=str(out), data_root=str(root), ngf=16, batch_size=32, n_iters=12,
                 ckpt_every=4, log_every=1, test_every=6, test_batches=1, sample_every=10_000, sample_n=4,
                 sample_steps_each=2, progress=False, device=DEVICE, amp="off", channels_last="off", compile="off",
                 tensorboard="off")
     base.update(kw)
-    return ti.TrainConfig(**base)
+    return TrainConfig(**base)
 
 
 @pytest.fixture
@@ -88,23 +88,23 @@ def deterministic():
 
 def _resume_pair(root, tmp_path, **kw):
     """An uninterrupted 12-step run and the same run stopped after 5 and 4 steps and resumed."""
-    from ncsn_edu import train_images as ti
+    from ncsn_edu.images import trainer
 
     quiet = dict(log=lambda *a: None)
-    full = ti.train(cuda_cfg(root, tmp_path / "a", **kw), **quiet)
-    parts = [ti.train(cuda_cfg(root, tmp_path / "b", max_steps_this_run=k, **kw), **quiet) for k in (5, 4, None)]
+    full = trainer.train(cuda_cfg(root, tmp_path / "a", **kw), **quiet)
+    parts = [trainer.train(cuda_cfg(root, tmp_path / "b", max_steps_this_run=k, **kw), **quiet) for k in (5, 4, None)]
     assert [p["step"] for p in parts] == [5, 9, 12]
     return full["losses"], sum((p["losses"] for p in parts), [])
 
 
 def test_resume_is_bit_exact_on_cuda_in_fp32(mnist_root, tmp_path, deterministic):
-    from ncsn_edu import train_images as ti
+    from ncsn_edu.images.checkpoints import read_checkpoint
 
     a, b = _resume_pair(mnist_root, tmp_path)
     report("resume_fp32_deterministic", losses_equal=a == b, max_abs_diff=max(abs(x - y) for x, y in zip(a, b)))
     assert a == b  # bit for bit: the same kernels on the same inputs
-    wa = ti.read_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
-    wb = ti.read_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    wa = read_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    wb = read_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -112,20 +112,21 @@ def test_auto_precision_is_the_devices_and_fp16_resumes_exactly(mnist_root, tmp_
     """--amp auto on this GPU is the choice its compute capability calls for (issue 20),
     and the fp16 path with its gradient scaler resumes bit for bit with deterministic
     kernels (the scaler's state travels in the checkpoint)."""
-    from ncsn_edu import precision
-    from ncsn_edu import train_images as ti
+    from ncsn_edu.images import precision, trainer
+    from ncsn_edu.images.checkpoints import read_checkpoint
+    from ncsn_edu.images.presets import TrainConfig
 
     dev = torch.device(DEVICE)
     cap = precision.device_capability(dev)
-    speed = ti.Speed(ti.TrainConfig(), dev)
+    speed = trainer.Speed(TrainConfig(), dev)
     report("auto_precision", device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            capability=cap, precision=speed.precision.name, compile=speed.compile)
     if dev.type == "cuda":
         want = "bf16" if cap >= (8, 0) else "fp16" if cap >= (7, 0) else "fp32"
         assert speed.precision.name == want and speed.compile == (want == "bf16")
     a, b = _resume_pair(mnist_root, tmp_path, amp="fp16")
-    state = ti.read_checkpoint(tmp_path / "b" / "checkpoint.pt")
-    skipped = ti.read_metrics(tmp_path / "a" / "metrics.csv")["skipped_steps"][1][-1]
+    state = read_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    skipped = trainer.read_metrics(tmp_path / "a" / "metrics.csv")["skipped_steps"][1][-1]
     report("resume_fp16_scaler", losses_equal=a == b, scale=state["scaler"]["scale"], skipped_steps=skipped)
     assert state["config"]["precision"] == "fp16" and a == b
 
@@ -146,7 +147,7 @@ def test_fast_path_matches_fp32_on_real_cifar10(tmp_path):
     from ncsn_edu import benchmark
 
     try:
-        from ncsn_edu.data import image_dataset
+        from ncsn_edu.images.data import image_dataset
 
         image_dataset("cifar10", train=True, download=False)
     except (FileNotFoundError, RuntimeError, OSError) as err:
@@ -166,7 +167,7 @@ def test_annealed_sampler_and_inpainting_on_cuda_match_the_gaussian_answers():
     Annealed Langevin ends near N(mu, s^2 + sigma_L^2) (up to the discretisation bias, which
     is the closed form of the linear chain), and inpainting leaves the known pixels at the
     last level's noisy observation."""
-    from ncsn_edu.inpainting import annealed_langevin_inpainting, left_half_mask
+    from ncsn_edu.images.inpainting import annealed_langevin_inpainting, left_half_mask
     from ncsn_edu.sampling import annealed_langevin_dynamics, step_coefficients
 
     dev = torch.device(DEVICE)
@@ -206,6 +207,7 @@ def test_annealed_sampler_and_inpainting_on_cuda_match_the_gaussian_answers():
 
 def test_torchrun_one_process_with_nccl_equals_a_single_process(mnist_root, tmp_path):
     from ncsn_edu import train_images as ti
+    from ncsn_edu.images import trainer
 
     args = ["--dataset", "mnist", "--data-root", str(mnist_root), "--ngf", "8", "--batch-size", "16",
             "--n-iters", "3", "--ckpt-every", "3", "--log-every", "1", "--test-batches", "0",
@@ -221,8 +223,8 @@ def test_torchrun_one_process_with_nccl_equals_a_single_process(mnist_root, tmp_
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert ti.main([*args, "--out", str(tmp_path / "one")]) == 0
-    a = ti.read_metrics(tmp_path / "ddp" / "metrics.csv")["loss"][1]
-    b = ti.read_metrics(tmp_path / "one" / "metrics.csv")["loss"][1]
+    a = trainer.read_metrics(tmp_path / "ddp" / "metrics.csv")["loss"][1]
+    b = trainer.read_metrics(tmp_path / "one" / "metrics.csv")["loss"][1]
     report("torchrun_nccl_1proc", ddp_losses=a, single_losses=b)
     # One NCCL process all-reduces to itself: the same update up to kernel non-determinism.
     assert a == pytest.approx(b, rel=1e-4)

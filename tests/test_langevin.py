@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ncsn_edu.distributions import GaussianMixture
 from ncsn_edu.sampling import langevin_dynamics
+from ncsn_edu.toy.distributions import GaussianMixture
 
 
 def test_langevin_samples_a_gaussian():

@@ -75,7 +75,7 @@ out = {"package": ncsn_edu.__file__, "found": {n: str(resource_path(n)) for n in
 del os.environ["NCSN_EDU_DATA"]
 out["data_root_default"] = str(data_root())
 out["found_default"] = {n: str(resource_path(n)) for n in names}
-from ncsn_edu.live import library_js
+from ncsn_edu.figures.live import library_js
 out["live_js"] = len(library_js(["langevin"]))
 print(json.dumps(out))
 """
@@ -100,7 +100,7 @@ def test_a_wheel_install_finds_every_result_and_carries_no_data_set(tmp_path):
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu").rglob("*.py")}
     assert not modules - held, (f"the wheel lacks modules (list a new sub-package in pyproject.toml's "
                                 f"[tool.setuptools] packages): {sorted(modules - held)}")
-    scripts = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu" / "live_js").glob("*.js")}
+    scripts = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ncsn_edu" / "figures" / "live_js").glob("*.js")}
     assert scripts and not scripts - held, (f"the wheel lacks the live figures' JavaScript (pyproject.toml's "
                                             f"package-data for ncsn_edu): {sorted(scripts - held)}")
 

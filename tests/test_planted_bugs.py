@@ -24,8 +24,12 @@ from image_train_helpers import Crash, crashing_factory, tiny_factory, write_fak
 
 from ncsn_edu import sample_images as si  # noqa: E402
 from ncsn_edu import train_images as ti  # noqa: E402
-from ncsn_edu.inpainting import annealed_langevin_inpainting  # noqa: E402
-from ncsn_edu.refinenet import CondInstanceNormPlus, CondRefineNetDilated  # noqa: E402
+from ncsn_edu.images import trainer  # noqa: E402
+from ncsn_edu.images.batches import ImageSet  # noqa: E402
+from ncsn_edu.images.inpainting import annealed_langevin_inpainting  # noqa: E402
+from ncsn_edu.images.presets import TrainConfig  # noqa: E402
+from ncsn_edu.images.refinenet import CondInstanceNormPlus, CondRefineNetDilated  # noqa: E402
+from ncsn_edu.images.samples import to_uint8  # noqa: E402
 from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
 
 # ----------------------------------------------------------------------------- inpainting (Algorithm 2)
@@ -315,7 +319,7 @@ def test_held_out_loss_is_the_mean_per_image_loss(tmp_path):
                   str(n_batches), "--sample-n", "1", "--sample-steps-each", "1", "--no-progress"],
                  model_factory=lambda *a, **kw: _ZeroScore())
     assert rc == 0
-    m = ti.read_metrics(tmp_path / "run" / "metrics.csv")
+    m = trainer.read_metrics(tmp_path / "run" / "metrics.csv")
     d = 28 * 28
     (test_loss,) = m["test_loss"][1]
     se = math.sqrt(d / 2 / (n_batches * batch))
@@ -346,15 +350,15 @@ def test_held_out_batches_are_dequantised_as_the_training_batches():
     # Dequantised right, every pixel of value v lies in [v/256, (v+1)/256), uniformly.
     # The levels are tiny (1e-7), so the network sees the held-out images themselves.
     values = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1).repeat(1, 1, 6, 6)
-    test = ti.ImageSet(values, torch.zeros(256), "constant images")
+    test = ImageSet(values, torch.zeros(256), "constant images")
     net = _Recorder()
     for deq in (True, False):
         net.seen.clear()
-        cfg = ti.TrainConfig(dataset="mnist", n_sigmas=1, sigma_begin=1e-7, sigma_end=1e-7, batch_size=64,
+        cfg = TrainConfig(dataset="mnist", n_sigmas=1, sigma_begin=1e-7, sigma_end=1e-7, batch_size=64,
                              test_batches=4, dequantize=deq)
         sigmas = geometric_sigmas(1e-7, 1e-7, 1).float()
         state = {"model": net}
-        loss = ti.held_out_loss(state, test, cfg, sigmas, ti.Speed(cfg, torch.device("cpu")))
+        loss = trainer.held_out_loss(state, test, cfg, sigmas, trainer.Speed(cfg, torch.device("cpu")))
         assert math.isfinite(loss) and net.training
         x = torch.cat(net.seen).double()
         assert len(x) == 4 * 64
@@ -376,9 +380,9 @@ def test_to_uint8_rounds_to_the_nearest_grey_level():
     # error, 1/255 / sqrt(12 n)).
     k = torch.arange(256, dtype=torch.float64)
     for offset in (-0.49, -0.25, 0.0, 0.25, 0.49):
-        got = si.to_uint8(((k + offset) / 255).clamp(0, 1).float())
+        got = to_uint8(((k + offset) / 255).clamp(0, 1).float())
         assert got.dtype == torch.uint8 and torch.equal(got.long(), k.long()), offset
     x = torch.rand(200_000, generator=torch.Generator().manual_seed(0))
-    bias = (si.to_uint8(x).double() / 255 - x.double()).mean().item()
+    bias = (to_uint8(x).double() / 255 - x.double()).mean().item()
     assert abs(bias) < 5 / 255 / math.sqrt(12 * len(x)), bias
-    assert si.to_uint8(torch.tensor([-0.5, 1.5])).tolist() == [0, 255]
+    assert to_uint8(torch.tensor([-0.5, 1.5])).tolist() == [0, 255]

@@ -16,7 +16,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
 
 from ncsn_edu import sample_images as si  # noqa: E402
-from ncsn_edu import train_images as ti  # noqa: E402
+from ncsn_edu.images import trainer  # noqa: E402
+from ncsn_edu.images.inpainting import left_half_mask  # noqa: E402
+from ncsn_edu.images.presets import TrainConfig  # noqa: E402
+from ncsn_edu.images.samples import generate, inpaint, read_shards, write_shards  # noqa: E402
 from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
 
 
@@ -40,8 +43,8 @@ def test_inpainting_keeps_known_pixels_and_samples_the_conditional():
     mu, s = 0.5, 0.1
     model = GaussianScore(mu, s, sigmas)
     images = torch.full((2, 1, 8, 8), 0.9)  # known pixels far from the mean
-    mask = si.left_half_mask((1, 8, 8))
-    out = si.inpaint(model, sigmas, images, mask, completions=50, seed=3)
+    mask = left_half_mask((1, 8, 8))
+    out = inpaint(model, sigmas, images, mask, completions=50, seed=3)
     assert out.shape == (2, 50, 1, 8, 8)
     assert torch.equal(out[..., :4], images.unsqueeze(1).expand(2, 50, 1, 8, 8)[..., :4])  # kept exactly
     # Independent pixels: the unknown half follows N(mu, s^2) whatever the known half is.
@@ -53,15 +56,15 @@ def test_inpainting_keeps_known_pixels_and_samples_the_conditional():
 def test_generate_samples_the_gaussian_and_shards_resume(tmp_path):
     sigmas = geometric_sigmas(1, 0.01, 10)
     model = GaussianScore(0.3, 0.05, sigmas)
-    x = si.generate(model, sigmas, 64, (1, 4, 4), n_steps_each=50, seed=1)
+    x = generate(model, sigmas, 64, (1, 4, 4), n_steps_each=50, seed=1)
     assert x.mean().item() == pytest.approx(0.3, abs=0.01)
     assert x.std().item() == pytest.approx(0.05, rel=0.2)
     kw = dict(n_steps_each=5, progress=False)
-    si.write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "a", batch=4, **kw)
-    si.write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "b", batch=4, **kw)
+    write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "a", batch=4, **kw)
+    write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "b", batch=4, **kw)
     (tmp_path / "b" / "shard_00001.npz").unlink()  # as if stopped before the second shard
-    si.write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "b", batch=4, **kw)
-    a, b = si.read_shards(tmp_path / "a"), si.read_shards(tmp_path / "b")
+    write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "b", batch=4, **kw)
+    a, b = read_shards(tmp_path / "a"), read_shards(tmp_path / "b")
     assert a.shape == (10, 1, 4, 4) and a.dtype == torch.uint8 and torch.equal(a, b)
 
 
@@ -70,12 +73,12 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     write_fake_mnist(root, n_train=64, n_test=16)
     out = tmp_path_factory.mktemp("run")
-    cfg = ti.TrainConfig(dataset="mnist", out=str(out), data_root=str(root), ngf=4, batch_size=16, n_iters=4,
+    cfg = TrainConfig(dataset="mnist", out=str(out), data_root=str(root), ngf=4, batch_size=16, n_iters=4,
                          ckpt_every=4, test_batches=0, sample_every=100, sample_n=4, sample_steps_each=1,
                          progress=False)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    ti.train(cfg, model_factory=tiny_factory, log=lambda *a: None)
+    trainer.train(cfg, model_factory=tiny_factory, log=lambda *a: None)
     torch.set_num_threads(before)
     return root, out
 
@@ -90,7 +93,7 @@ def test_sample_and_inpaint_commands(tiny_run, tmp_path):
     assert rc == 0 and Image.open(tmp_path / "s.png").size[0] > 28
     rc = si.main(["sample", ck, "--n", "5", "--batch", "2", "--steps-each", "1", "--shards", str(tmp_path / "sh"),
                   "--no-progress"], model_factory=tiny_factory)
-    assert rc == 0 and si.read_shards(tmp_path / "sh").shape == (5, 1, 28, 28)
+    assert rc == 0 and read_shards(tmp_path / "sh").shape == (5, 1, 28, 28)
     rc = si.main(["inpaint", ck, "--data-root", str(root), "--n-images", "2", "--completions", "3",
                   "--steps-each", "1", "--grid", str(tmp_path / "i.png"), "--no-progress"], model_factory=tiny_factory)
     grid = np.asarray(Image.open(tmp_path / "i.png"))

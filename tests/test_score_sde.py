@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from ncsn_edu.distributions import GaussianMixture
 from ncsn_edu.sampling import annealed_langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
 from ncsn_edu.score_sde import (
@@ -23,7 +22,8 @@ from ncsn_edu.score_sde import (
     pc_sampler,
     rademacher,
 )
-from ncsn_edu.toy_metrics import energy_distance
+from ncsn_edu.toy.distributions import GaussianMixture
+from ncsn_edu.toy.metrics import energy_distance
 
 
 def gaussian_score(data_var):
@@ -179,7 +179,7 @@ def test_energy_distance():
 
 
 def test_mnist_result_file_round_trip(tmp_path):
-    from ncsn_edu.score_sde_experiment import SAMPLERS, load, save
+    from ncsn_edu.experiments.sde_mnist import SAMPLERS, load, save
 
     images = {k: torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8).numpy() for k in SAMPLERS}
     result = {k: {"images": images[k], "evaluations": 7 + i, "seconds": 1.5} for i, k in enumerate(SAMPLERS)}

@@ -1,7 +1,7 @@
 """Sphinx extension for the book.
 
 * Puts ncsn_edu's sliders in static mode: kernels started to execute the chapters inherit this
-  process's environment, so ``ncsn_edu.sliders.slider`` embeds every frame as HTML instead of
+  process's environment, so ``ncsn_edu.figures.sliders.slider`` embeds every frame as HTML instead of
   needing a kernel.
 * Keeps the built pages free of console errors (the live-figure tests check every page):
   sphinx-thebe's and sphinx-togglebutton's inline configuration scripts reach the page twice

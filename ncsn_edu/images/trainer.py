@@ -1,0 +1,442 @@
+"""The image trainer: a noise-conditional score network on MNIST, CIFAR-10 or a folder of
+images (chapter 12). Its command line is :mod:`ncsn_edu.train_images`:
+
+    python -m ncsn_edu.train_images --dataset mnist --out runs/mnist
+    python -m ncsn_edu.train_images --dataset cifar10 --out runs/cifar10
+    python -m ncsn_edu.train_images --dataset folder --data-root my_images --image-size 32 --out runs/mine
+    torchrun --nproc_per_node=4 -m ncsn_edu.train_images --dataset cifar10 --out runs/cifar10
+
+From Python, with a named preset (:mod:`ncsn_edu.images.presets`)::
+
+    train(PAPER_MNIST.replace(out="runs/mnist", n_iters=1_000))
+    train(BOOK_CPU_MNIST, out="runs/small")
+
+Defaults are the paper's (appendix B) as the official code runs them: ten noise levels
+geometric from 1 to 0.01, the annealed denoising score matching loss with
+``lambda(sigma) = sigma^2``, Adam with lr 1e-3, batch 128, 200,000 iterations, a
+checkpoint every 5,000; ngf 64 and no flips for MNIST, ngf 128 and random horizontal
+flips for CIFAR-10; and every batch dequantised, ``x * 255/256 + U(0, 1)/256``, as the
+official training loop does unconditionally (``--no-dequantize`` turns it off; the
+book's shipped CPU model was trained without it).
+
+:func:`train` reads top to bottom: the data source (:mod:`ncsn_edu.images.batches`), the
+training state and one step (:mod:`ncsn_edu.images.train_step`), then the loop, which logs,
+tests, samples and checkpoints (:mod:`ncsn_edu.images.checkpoints`) every so often.
+
+What the engine does, and why:
+
+* **Resume.** Rerunning the same command continues from ``OUT/checkpoint.pt`` (model,
+  optimiser, step, the gradient scaler under fp16). Every random draw of step ``k``
+  (which images, which flips, which noise levels, which noise) comes from generators
+  seeded by ``(seed, k)`` (:mod:`ncsn_edu.images.seeding`), so a resumed run repeats an
+  uninterrupted one exactly. Nothing draws from torch's global random state, so none is
+  saved or restored (a test checks that training leaves it alone). A resume under
+  settings that change the model or a step is refused.
+* **Atomic checkpoints.** A checkpoint is written to a temporary file, flushed to disk
+  and renamed over the old one, so a run killed at any moment leaves the last complete
+  checkpoint. Loading uses ``torch.load(weights_only=True)``.
+* **What was read.** The run prints ``Data: <source>`` and records the source (e.g. the
+  original CIFAR-10 or its JPEG copy), the channels and the image size in the
+  checkpoint's settings, so a result made on one cannot pass for one made on the other.
+* **Logs.** A progress bar with iterations per second and the loss; ``OUT/metrics.csv``
+  (``wall_time,step,tag,value``: loss, loss per noise level, held-out test loss) that any
+  plain tool reads, also written as TensorBoard events when ``tensorboard`` is
+  installed; sample grids ``OUT/samples/step_XXXXXXX.png``.
+* **Precision and speed on a GPU.** ``--amp auto`` chooses per device
+  (:mod:`ncsn_edu.images.precision`): bf16 autocast and ``torch.compile`` on compute capability
+  8.0 and above, fp16 autocast with a gradient scaler on 7.x (T4, V100), fp32 on older
+  GPUs and on the CPU. The choice is printed and stored in the checkpoint, with the
+  scaler's state; a resume keeps it unless ``--amp`` names another. Channels-last memory
+  is on for CUDA (``auto``); each option can be forced.
+* **Non-finite losses** stop the run with a message; the last checkpoint stays intact.
+* **Several GPUs.** Under ``torchrun`` the model is wrapped in DistributedDataParallel;
+  the global batch stays ``--batch-size`` (each of N processes takes 1/N of it) and only
+  rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ncsn_edu.images import seeding
+from ncsn_edu.images.batches import ImageSet, StepBatches, held_out_batch, read_image_set
+from ncsn_edu.images.checkpoints import (
+    CHECKPOINT,
+    check_resume,
+    read_checkpoint,
+    remove_stale_temporaries,
+    restore,
+    unwrap,
+)
+from ncsn_edu.images.checkpoints import save as save_checkpoint
+from ncsn_edu.images.devices import Processes, auto_on, start_processes
+from ncsn_edu.images.precision import Precision, choose_precision, device_capability, resume_precision
+from ncsn_edu.images.presets import TrainConfig, build_model, shape_kwargs, validate
+from ncsn_edu.images.train_step import StepResult, dsm_per_sample, make_step_fn, step_noise
+from ncsn_edu.progress import progress_bar
+from ncsn_edu.schedules import geometric_sigmas
+
+# ----------------------------------------------------------------------------- logging
+
+class MetricsLog:
+    """``metrics.csv`` (``wall_time,step,tag,value``) plus TensorBoard events if wanted.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+
+    def __init__(self, out: Path, resume_step: int, tensorboard: str):
+        self.path = out / "metrics.csv"
+        rows = []
+        if self.path.exists() and resume_step > 0:
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        # Drop rows of steps after the checkpoint (they are redone), atomically.
+        tmp = self.path.with_name(".metrics.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["wall_time", "step", "tag", "value"])
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path)
+        self.file = open(self.path, "a", newline="")
+        self.writer = csv.writer(self.file)
+        self.tb = None
+        if tensorboard != "off":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+            except ImportError:
+                if tensorboard == "on":
+                    raise RuntimeError("--tensorboard on needs the tensorboard package (pip install tensorboard)")
+
+    def log(self, step: int, values: dict) -> None:
+        now = time.time()
+        for tag, v in values.items():
+            self.writer.writerow([f"{now:.3f}", step, tag, f"{v:.6g}"])
+            if self.tb is not None:
+                self.tb.add_scalar(tag, v, step)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(path) -> dict:
+    """``metrics.csv`` as ``{tag: (steps, values)}`` lists.
+    Introduced in chapter 4 (denoising score matching)."""
+    out: dict = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            s, v = out.setdefault(r["tag"], ([], []))
+            s.append(int(r["step"]))
+            v.append(float(r["value"]))
+    return out
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss or the weights stopped being finite (the last checkpoint stays intact).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+
+
+class LossTracker:
+    """The losses of the steps since the last log row: their mean over the global batch
+    and the mean per noise level, checked for non-finite values.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+
+    def __init__(self, n_sigmas: int, device, procs: Processes):
+        self.procs = procs
+        self.losses = []  # a device tensor per step, read at log time (no sync per step)
+        self.level_sum = torch.zeros(n_sigmas, device=device)
+        self.level_cnt = torch.zeros(n_sigmas, device=device)
+        self.last_time = time.time()
+
+    def add(self, result: StepResult) -> None:
+        with torch.no_grad():
+            self.level_sum.index_add_(0, result.labels, result.per_sample)
+            self.level_cnt.index_add_(0, result.labels, torch.ones_like(result.per_sample))
+            self.losses.append(result.loss)
+
+    def flush(self, step: int, ckpt_path) -> tuple[list, dict]:
+        """``(losses of the recent steps, {level: mean loss})``; raises :class:`NonFiniteLoss`."""
+        recent = torch.stack(self.losses)
+        if self.procs.distributed:  # the global batch's loss: mean of the ranks' means
+            torch.distributed.all_reduce(recent)
+            recent /= self.procs.world
+            torch.distributed.all_reduce(self.level_sum)
+            torch.distributed.all_reduce(self.level_cnt)
+        recent = recent.tolist()
+        self.losses.clear()
+        bad = [i for i, v in enumerate(recent) if not math.isfinite(v)]
+        if bad:
+            at = step - len(recent) + bad[0] + 1
+            raise NonFiniteLoss(
+                f"the loss became {recent[bad[0]]} at step {at}. Training stopped; the last good "
+                f"checkpoint ({ckpt_path}) is intact. Try a lower --lr, --amp off, or rerun to "
+                f"resume from it.")
+        levels = {i: s / c for i, (s, c) in enumerate(zip(self.level_sum.tolist(), self.level_cnt.tolist())) if c}
+        self.level_sum.zero_()
+        self.level_cnt.zero_()
+        return recent, levels
+
+    def row(self, recent: list, levels: dict, sigmas: torch.Tensor) -> dict:
+        """The values of a ``metrics.csv`` row."""
+        now = time.time()
+        vals = {"loss": recent[-1], "loss_mean": sum(recent) / len(recent),
+                "it_per_s": len(recent) / max(now - self.last_time, 1e-9)}
+        self.last_time = now
+        for i, v in levels.items():
+            vals[f"loss_level/{i}_sigma{sigmas[i].item():.4g}"] = v
+        return vals
+
+
+def save_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
+    """Images in [0, 1] as one PNG grid (written atomically).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    from torchvision.utils import save_image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nrow = nrow or max(1, int(math.sqrt(len(images))))
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    save_image(images.clamp(0, 1).float().cpu(), str(tmp), nrow=nrow, padding=2)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- the pieces of a run
+
+def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None]:
+    """The training split and (when test losses are wanted) the test split.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    kw = dict(root=cfg.data_root, image_size=cfg.image_size, crop=cfg.crop)
+    train_set = read_image_set(cfg.dataset, train=True, **kw)
+    test_set = read_image_set(cfg.dataset, train=False, **kw) if cfg.test_batches else None
+    return train_set, test_set
+
+
+def run_settings(cfg: TrainConfig, data: ImageSet) -> dict:
+    """What a checkpoint records: every setting, and what the data fixed (channels, image
+    size and which files were read).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    c, h, _ = data.shape
+    return dict(asdict(cfg), channels=c, image_size=h, data_source=data.source)
+
+
+def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
+    """The training state at step 0: the seeded network and its Adam optimiser.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    kw = shape_kwargs(cfg.dataset, settings["channels"], settings["image_size"])
+    model = seeding.seeded_model(model_factory, cfg.seed, cfg.dataset, cfg.ngf, cfg.n_sigmas, **kw).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    return {"model": model, "optimizer": opt, "step": 0}
+
+
+class Speed:
+    """The precision and ``torch.compile`` (:func:`ncsn_edu.images.precision.choose_precision`)
+    and channels-last memory (``auto``: on for CUDA).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: Precision | None = None):
+        self.device = device
+        self.precision = precision or choose_precision(cfg.amp, device.type, device_capability(device), cfg.compile)
+        self.channels_last = auto_on(cfg.channels_last, device)
+        self.compile = self.precision.compile
+        self.autocast = self.precision.autocast(device)
+
+    def prepare(self, t: torch.Tensor) -> torch.Tensor:
+        """A batch on the device in the network's memory format."""
+        t = t.to(self.device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
+
+    def wrap(self, model: torch.nn.Module, procs: Processes) -> torch.nn.Module:
+        """The module the steps run: channels-last, in DDP, compiled, as chosen."""
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if procs.distributed:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return torch.compile(model) if self.compile else model
+
+
+def skipped_steps(state: dict) -> int:
+    """Steps since step 0 whose optimiser update the gradient scaler skipped (fp16 gradients
+    that overflowed): the steps taken less the updates Adam counted.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    opt = state["optimizer"]
+    counts = [int(st["step"]) for st in opt.state.values() if "step" in st]
+    return state["step"] - (max(counts) if counts else 0)
+
+
+def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed) -> float:
+    """The loss on ``cfg.test_batches`` fixed batches of test images (the same batches,
+    levels and noise at every evaluation).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    if test is None:
+        return float("nan")
+    total, count = 0.0, 0
+    net = unwrap(state["model"])
+    state["model"].eval()
+    with torch.no_grad():
+        for b in range(cfg.test_batches):
+            x = speed.prepare(held_out_batch(test.images, b, cfg.batch_size, cfg.seed, cfg.dequantize))
+            labels, z = step_noise(b, x.shape, cfg.n_sigmas, cfg.seed, speed.device, stream=seeding.TEST_NOISE)
+            per = dsm_per_sample(net, x, labels, speed.prepare(z), sigmas, speed.autocast)
+            total += per.sum().item()
+            count += len(per)
+    state["model"].train()
+    return total / count
+
+
+def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, speed: Speed, path) -> None:
+    """``cfg.sample_n`` samples of the current network (annealed Langevin, the official
+    step convention) as a grid at ``path``; always from the same start and noise.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    from ncsn_edu.sampling import annealed_langevin_dynamics
+
+    g = seeding.generator(cfg.seed, seeding.GRID, device=speed.device)
+    x0 = torch.rand((cfg.sample_n, *shape), generator=g, device=speed.device)
+    net = unwrap(state["model"])
+    net.eval()
+
+    def score(x, labels):
+        if speed.autocast is not None:
+            with speed.autocast():
+                return net(x, labels).float()
+        return net(x, labels)
+
+    x = annealed_langevin_dynamics(score, x0, sigmas, cfg.sample_eps, cfg.sample_steps_each,
+                                   generator=g, convention="code")
+    net.train()
+    save_grid(x, path)
+
+
+def write_checkpoint(state: dict, sigmas: torch.Tensor, settings: dict, cfg: TrainConfig, procs: Processes) -> None:
+    """Check the weights, then (rank 0) write ``OUT/checkpoint.pt``, and a snapshot of the
+    model at every ``--ckpt-every`` and at the end; every process waits for it.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    step, out = state["step"], Path(cfg.out)
+    if not all(torch.isfinite(p).all() for p in unwrap(state["model"]).parameters()):
+        raise NonFiniteLoss(f"the weights became non-finite at step {step}; the last good "
+                            f"checkpoint ({out / CHECKPOINT}) is intact.")
+    if procs.is_main:
+        snapshot = cfg.keep_snapshots and (step % cfg.ckpt_every == 0 or step == cfg.n_iters)
+        save_checkpoint(state, sigmas, settings, out, procs.device, snapshot)
+    if procs.distributed:
+        torch.distributed.barrier()
+
+
+def out_of_time(cfg: TrainConfig, start_time: float, procs: Processes) -> bool:
+    """Whether ``--max-minutes`` have passed (rank 0's clock decides for all).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    late = torch.tensor(float(time.time() - start_time > 60 * cfg.max_minutes), device=procs.device)
+    if procs.distributed:
+        torch.distributed.broadcast(late, 0)
+    return bool(late.item())
+
+
+# ----------------------------------------------------------------------------- training
+
+def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overrides) -> dict:
+    """Train (or resume) the run described by ``cfg`` (default :class:`TrainConfig`, the
+    paper's settings) with ``overrides`` applied; return a summary dict.
+
+    ``model_factory(dataset, ngf, n_sigmas)`` builds the network (default: the paper's
+    CondRefineNetDilated, :func:`ncsn_edu.images.presets.build_model`); for images of another
+    shape than the data set's own (a folder) it also gets ``channels=`` and ``image_size=``.
+    Used by the training command (chapter 10, NCSN on MNIST).
+    """
+    cfg = (cfg or TrainConfig()).replace(**overrides)
+    validate(cfg)
+    cfg = cfg.resolved()
+    procs = start_processes(cfg.device, cfg.batch_size)
+    device, out = procs.device, Path(cfg.out)
+    ckpt_path = out / CHECKPOINT
+    saved = read_checkpoint(ckpt_path) if ckpt_path.exists() else None  # read before anything is written
+
+    # The data source (read before any file is written, so a data error leaves OUT untouched).
+    train_set, test_set = open_data(cfg)
+    settings = run_settings(cfg, train_set)
+    speed, switched = Speed(cfg, device), None
+    if saved is not None:
+        check_resume(saved["config"], settings, ckpt_path)
+        kept, switched = resume_precision(saved["config"].get("precision"), cfg.amp, speed.precision,
+                                          int(saved["step"]))
+        if kept.name != speed.precision.name:  # compile as --compile decides for the kept precision
+            again = choose_precision(kept.name, device.type, device_capability(device), cfg.compile)
+            kept = Precision(kept.name, again.compile, kept.reason)
+        speed = Speed(cfg, device, kept)
+    settings["precision"] = speed.precision.name
+    images = train_set.images.to(device) if device.type == "cuda" else train_set.images  # no loader on a GPU
+    batches = StepBatches(images, cfg.batch_size, cfg.seed, cfg.flip, cfg.dequantize)
+
+    # The training state and one step.
+    sigmas = geometric_sigmas(cfg.sigma_begin, cfg.sigma_end, cfg.n_sigmas).float()
+    state = new_state(cfg, model_factory or build_model, settings, device)
+    state["scaler"] = speed.precision.scaler(device)
+    if saved is not None:
+        restore(state, saved, cfg.lr, (cfg.beta1, cfg.beta2), device)
+    state["model"] = speed.wrap(state["model"], procs)
+    step_fn = make_step_fn(sigmas.to(device), cfg.batch_size, procs.share(cfg.batch_size), speed.autocast,
+                           speed.prepare)
+
+    # Logging.
+    if procs.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        metrics = MetricsLog(out, state["step"], cfg.tensorboard)
+        log(f"Data: {train_set.source}")
+        log(f"{'resuming from step ' + str(state['step']) if state['step'] else 'starting'}: {cfg.dataset}, "
+            f"ngf {cfg.ngf}, {cfg.n_sigmas} sigmas {cfg.sigma_begin:g}->{cfg.sigma_end:g}, flips {cfg.flip}, "
+            f"dequantisation {cfg.dequantize}, batch {cfg.batch_size} on {procs.world} x {device.type}, "
+            f"channels-last {speed.channels_last}; writing to {out}")
+        log(speed.precision.describe())
+        if switched:
+            log(switched)
+    tracker = LossTracker(cfg.n_sigmas, device, procs)
+    end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, state["step"] + cfg.max_steps_this_run)
+    bar = progress_bar(total=cfg.n_iters, initial=state["step"], enabled=cfg.progress and procs.is_main,
+                       desc="training", dynamic_ncols=True, smoothing=0.05)
+    start_time, start_step, history = time.time(), state["step"], []
+
+    # The loop: one step, then whatever is due at the step reached.
+    state["model"].train()
+    try:
+        while state["step"] < end:
+            x = speed.prepare(batches.batch(state["step"], procs.rank, procs.world))
+            tracker.add(step_fn(state, x, seeding.generator(cfg.seed, seeding.NOISE, state["step"], device=device)))
+            step = state["step"]
+            bar.update(1)
+            if cfg.max_minutes is not None and step % cfg.log_every == 0 and step < end:
+                if out_of_time(cfg, start_time, procs):
+                    end = step  # checkpoint now and stop
+            due_ckpt = step % cfg.ckpt_every == 0 or step == end
+            if step % cfg.log_every == 0 or due_ckpt:
+                recent, levels = tracker.flush(step, ckpt_path)
+                history.extend(recent)
+                if procs.is_main:
+                    row = tracker.row(recent, levels, sigmas)
+                    if state["scaler"] is not None:
+                        row.update(amp_scale=state["scaler"].get_scale(), skipped_steps=skipped_steps(state))
+                    metrics.log(step, row)
+                    bar.set_postfix(loss=f"{recent[-1]:.4g}")
+            if procs.is_main and cfg.test_batches and (step % cfg.test_every == 0 or step == cfg.n_iters):
+                metrics.log(step, {"test_loss": held_out_loss(state, test_set, cfg, sigmas.to(device), speed)})
+            if procs.is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
+                sample_grid(state, train_set.shape, sigmas, cfg, speed, out / "samples" / f"step_{step:07d}.png")
+            if due_ckpt:
+                write_checkpoint(state, sigmas, settings, cfg, procs)
+    finally:
+        bar.close()
+        if procs.is_main:
+            metrics.close()
+    wall = time.time() - start_time
+    if procs.is_main:
+        log(f"stopped at step {state['step']} of {cfg.n_iters}; {state['step'] - start_step} steps in {wall:.1f} s")
+    return {"step": state["step"], "losses": history, "wall_s": wall, "steps_run": state["step"] - start_step,
+            "data_source": train_set.source}

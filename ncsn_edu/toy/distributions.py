@@ -1,0 +1,178 @@
+"""Gaussian mixtures with exact log-densities, scores and noise-perturbed versions.
+
+The paper's toy distribution (sections 3.2 and 4.3) is
+``p = 1/5 N((-5,-5), I) + 4/5 N((5,5), I)``; :meth:`GaussianMixture.paper_toy` builds it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class GaussianMixture:
+    """A mixture of isotropic Gaussians ``sum_k w_k N(mu_k, s_k^2 I)`` in ``D`` dimensions.
+
+    Parameters
+    ----------
+    means: ``(K, D)`` component means.
+    stds: ``(K,)`` component standard deviations (a float is used for all components).
+    weights: ``(K,)`` mixing weights; normalised to sum to one.
+    Introduced in chapter 1 (scores and Langevin dynamics).
+    """
+
+    def __init__(self, means, stds=1.0, weights=None, dtype=torch.float32):
+        self.means = torch.as_tensor(means, dtype=dtype)
+        if self.means.ndim != 2:
+            raise ValueError(f"means must have shape (K, D), got {tuple(self.means.shape)}")
+        k = self.means.shape[0]
+        stds = torch.as_tensor(stds, dtype=dtype)
+        self.stds = stds.expand(k).clone() if stds.ndim == 0 else stds.clone()
+        if weights is None:
+            weights = torch.full((k,), 1.0 / k)
+        weights = torch.as_tensor(weights, dtype=dtype)
+        if self.stds.shape != (k,) or weights.shape != (k,):
+            raise ValueError("stds and weights must have one entry per component")
+        if (self.stds <= 0).any() or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError("stds must be positive and weights non-negative")
+        self.weights = weights / weights.sum()
+
+    @classmethod
+    def paper_toy(cls, dtype=torch.float32) -> "GaussianMixture":
+        """The paper's mixture ``1/5 N((-5,-5), I) + 4/5 N((5,5), I)``."""
+        return cls([[-5.0, -5.0], [5.0, 5.0]], 1.0, [0.2, 0.8], dtype=dtype)
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def to(self, device=None, dtype=None) -> "GaussianMixture":
+        """A copy on another device or dtype."""
+        dtype = dtype or self.means.dtype
+        out = GaussianMixture.__new__(GaussianMixture)
+        out.means = self.means.to(device=device, dtype=dtype)
+        out.stds = self.stds.to(device=device, dtype=dtype)
+        out.weights = self.weights.to(device=device, dtype=dtype)
+        return out
+
+    def perturbed(self, sigma: float) -> "GaussianMixture":
+        """The exact density of ``x + sigma z``, ``z ~ N(0, I)``: each component's
+        variance grows from ``s_k^2`` to ``s_k^2 + sigma^2``."""
+        if sigma < 0:
+            raise ValueError("sigma must be non-negative")
+        out = self.to()
+        out.stds = torch.sqrt(self.stds**2 + sigma**2)
+        return out
+
+    def sample(self, n: int, generator: torch.Generator | None = None, return_labels=False):
+        """``n`` exact i.i.d. samples (and optionally the component of each)."""
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
+        x = self.means[labels] + self.stds[labels, None] * noise
+        return (x, labels) if return_labels else x
+
+    def _component_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.means.dtype)
+        d = self.dim
+        sq = ((x[:, None, :] - self.means[None]) ** 2).sum(-1)  # (N, K)
+        var = self.stds**2
+        return (
+            torch.log(self.weights)[None]
+            - 0.5 * sq / var[None]
+            - 0.5 * d * torch.log(2 * math.pi * var)[None]
+        )
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p(x)`` for ``x`` of shape ``(N, D)``."""
+        return torch.logsumexp(self._component_log_probs(x), dim=1)
+
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior component probabilities ``p(k | x)``, shape ``(N, K)``."""
+        return torch.softmax(self._component_log_probs(x), dim=1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact score ``grad_x log p(x) = sum_k p(k|x) (mu_k - x) / s_k^2``."""
+        x = x.to(self.means.dtype)
+        r = self.responsibilities(x)  # (N, K)
+        per_comp = (self.means[None] - x[:, None, :]) / (self.stds**2)[None, :, None]
+        return (r[:, :, None] * per_comp).sum(1)
+
+
+def nearest_component(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """The index of the component mean nearest to each point of ``x`` (shape ``(N,)``).
+
+    Used to count how many samples landed in each mode; for the paper's toy mixture,
+    index 1 is the mode at ``(5, 5)``.
+    Introduced in chapter 1 (scores and Langevin dynamics).
+    """
+    d = ((x.to(mixture.means.dtype)[:, None, :] - mixture.means[None]) ** 2).sum(-1)
+    return d.argmin(1)
+
+
+def mode_fractions(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """The fraction of the points ``x`` nearest to each component mean, shape ``(K,)``
+    (compare with ``mixture.weights``).
+    Introduced in chapter 7 (slow mixing)."""
+    k = mixture.means.shape[0]
+    return torch.bincount(nearest_component(mixture, x), minlength=k).to(mixture.means.dtype) / x.shape[0]
+
+
+def spread_around_modes(mixture: GaussianMixture, x: torch.Tensor) -> dict:
+    """How widely the points ``x`` spread around the component mean nearest to each.
+
+    Pools the coordinates of the offsets ``x - mu_k(x)`` of the finite points (``k(x)``:
+    :func:`nearest_component`) and returns a dict with ``variance`` (their mean square, the
+    per-coordinate variance around the modes), ``variance_se`` (its standard error,
+    ``sqrt((m4 - variance^2) / count)`` with ``m4`` the mean fourth power), ``std`` (the square
+    root of ``variance``), ``std_se`` (by the delta method, ``variance_se / (2 std)``) and
+    ``count`` (the number of pooled coordinates). On ``N(mu, v I)`` the variance is ``v``; a
+    Langevin chain with step ``eps`` settles at ``v / (1 - eps / (4 v))``
+    (:func:`ncsn_edu.toy.closed_forms.langevin_stationary_variance`). The live figures compute the
+    same numbers (``spreadAroundModes`` in ``live_js/core.js``).
+    Introduced in chapter 1 (scores and Langevin dynamics).
+    """
+    x = x.to(mixture.means.dtype)
+    x = x[torch.isfinite(x).all(1)]
+    off = (x - mixture.means[nearest_component(mixture, x)]).flatten()
+    count = off.numel()
+    if count == 0:
+        nan = float("nan")
+        return {"variance": nan, "variance_se": nan, "std": nan, "std_se": nan, "count": 0}
+    variance = off.pow(2).mean().item()
+    m4 = off.pow(4).mean().item()
+    variance_se = math.sqrt(max(m4 - variance**2, 0.0) / count)
+    std = math.sqrt(variance)
+    return {"variance": variance, "variance_se": variance_se, "std": std,
+            "std_se": variance_se / (2 * std) if std > 0 else float("nan"), "count": count}
+
+
+def annealed_score_fn(mixture: GaussianMixture, sigmas, convention: str = "perturbed"):
+    """Exact noise-conditional scores ``score_fn(x, labels)`` for annealed Langevin.
+
+    ``labels`` holds one noise-level index per sample (all equal within a batch, as
+    :func:`ncsn_edu.sampling.annealed_langevin_dynamics` passes them).
+
+    * ``convention="perturbed"``: the score of the data convolved with
+      ``N(0, sigma_i^2 I)``, i.e. ``mixture.perturbed(sigma_i)``, whose components have
+      standard deviation ``sqrt(s_k^2 + sigma_i^2)``. This is what a perfect network
+      trained with denoising score matching at level ``sigma_i`` would learn.
+    * ``convention="code"``: the official code's toy experiment, which replaces each
+      component's standard deviation by ``sigma_i`` (same means and weights).
+    Introduced in chapter 7 (slow mixing).
+    """
+    sigmas = [float(s) for s in torch.as_tensor(sigmas).flatten().tolist()]
+    if convention == "perturbed":
+        levels = [mixture.perturbed(s) for s in sigmas]
+    elif convention == "code":
+        levels = [GaussianMixture(mixture.means, s, mixture.weights, dtype=mixture.means.dtype) for s in sigmas]
+    else:
+        raise ValueError(f"convention must be 'perturbed' or 'code', got {convention!r}")
+
+    def score_fn(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        i = int(labels[0])
+        if not 0 <= i < len(levels):
+            raise IndexError(f"noise level {i} is outside 0..{len(levels) - 1}")
+        return levels[i].score(x).to(x.dtype)
+
+    return score_fn

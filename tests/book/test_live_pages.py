@@ -1,0 +1,81 @@
+"""Live figures respond in a real browser with no network: in a page made from the package's own
+figure HTML (always), and on every page of the built book that has one (after ``dev.py book``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from live_checks import check_live_figures, console_errors, live_browser, outside_requests
+
+from ncsn_edu.figures import live
+from ncsn_edu.toy.distributions import GaussianMixture
+
+#: Ten seconds or more on one core (a browser, figures animating): parallel runs start it first.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILT_PAGES = sorted((ROOT / "_build" / "html" / "book").glob("*.html"))
+#: The site's own pages besides the chapters (search, index of terms); index.html only redirects.
+SITE_PAGES = sorted(p for p in (ROOT / "_build" / "html").glob("*.html") if p.name != "index.html") + BUILT_PAGES
+LIVE_PAGES = [p for p in BUILT_PAGES if "data-ncsn-live" in p.read_text()]
+#: The toy chapters, which must each have a live figure once the book is built.
+TOY_CHAPTERS = ["01_scores_and_langevin", "04_denoising_score_matching", "06_low_density_scores",
+                "07_slow_mixing", "08_noise_conditional_networks", "09_annealed_langevin"]
+
+
+@pytest.fixture(scope="module")
+def drv():
+    driver = live_browser()
+    yield driver
+    driver.quit()
+
+
+def fallback_png():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    return fig
+
+
+def test_the_langevin_figure_responds(drv, tmp_path):
+    fig = live.langevin_figure(GaussianMixture.paper_toy(), n=500, fallback=fallback_png(), title="test")
+    page = tmp_path / "langevin.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{fig._repr_html_()}</body></html>")
+    assert check_live_figures(drv, page.as_uri()) == 1
+
+
+def test_a_figure_with_unknown_settings_fails_in_python_not_in_the_page():
+    with pytest.raises(ValueError):
+        live.LiveFigure("no_such_kind", {})
+    with pytest.raises(ValueError):
+        live.langevin_figure(GaussianMixture.paper_toy(), step_size=0)
+    with pytest.raises(ValueError):
+        live.mixture_config(GaussianMixture([[0.0, 0.0, 0.0]]))
+    with pytest.raises(TypeError):
+        live.export_network(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
+def test_every_toy_chapter_has_a_live_figure():
+    names = {p.stem for p in LIVE_PAGES}
+    assert not [c for c in TOY_CHAPTERS if c not in names], f"toy chapters without a live figure; have {names}"
+
+
+@pytest.mark.skipif(not LIVE_PAGES, reason="the book is not built (python3 dev.py book)")
+@pytest.mark.parametrize("page", LIVE_PAGES, ids=lambda p: p.name)
+def test_every_live_figure_in_the_built_book_responds(drv, page):
+    check_live_figures(drv, page.as_uri())
+
+
+@pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
+@pytest.mark.parametrize("page", SITE_PAGES, ids=lambda p: p.name)
+def test_no_page_logs_a_console_error_or_asks_the_network(drv, page):
+    drv.get_log("browser")
+    drv.get(page.as_uri())
+    time.sleep(0.5)  # deferred and async scripts (MathJax, the theme's) run after load
+    assert not console_errors(drv), f"{page.name}: console errors {console_errors(drv)}"
+    assert not outside_requests(drv), f"{page.name}: requests outside the site {outside_requests(drv)}"

@@ -1,0 +1,62 @@
+"""ncsn_edu.toy.metrics.score_error_by_band against cases with known answers (chapter 6)."""
+
+import math
+
+import pytest
+import torch
+
+from ncsn_edu.toy.metrics import score_error_by_band
+
+
+def rotate(v, angle):
+    c, s = torch.cos(angle), torch.sin(angle)
+    return torch.stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1]], 1)
+
+
+def test_rotated_scores_give_the_known_error_and_cosine_per_band():
+    # In band k the model is the exact score turned by angle_k (more than 90 degrees in the first band):
+    # relative error 2 sin(angle_k / 2), cosine cos(angle_k), mean error 2 sin(angle_k / 2) times the mean
+    # length of the exact score.
+    x = (torch.rand(3000, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 8
+    value = (x[:, 0] + x[:, 1]).abs()
+    edges = [0.0, 1.0, 2.0, 4.0, 8.0, 17.0]
+    angles = torch.tensor([2.5, 1.0, 0.5, 0.2, 0.05], dtype=torch.float64)
+
+    def exact(y):
+        return -y.double() + torch.tensor([0.3, -0.2], dtype=torch.float64)
+
+    def model(y):
+        band = torch.bucketize(value, torch.tensor(edges[1:-1]), right=True)
+        return rotate(exact(y), angles[band])
+
+    rows = score_error_by_band(model, exact, x, value, edges)
+    assert [r["lo"] for r in rows] == edges[:-1] and [r["hi"] for r in rows] == edges[1:]
+    assert sum(r["n"] for r in rows) == len(x)
+    for r, a in zip(rows, angles.tolist()):
+        k = (value >= r["lo"]) & (value < r["hi"])
+        assert r["n"] == int(k.sum())
+        assert r["relative_error"] == pytest.approx(2 * math.sin(a / 2), rel=1e-9)
+        assert r["mean_cosine"] == pytest.approx(math.cos(a), rel=1e-9)
+        assert r["mean_error"] == pytest.approx(2 * math.sin(a / 2) * exact(x[k]).norm(dim=1).mean().item(), rel=1e-9)
+
+
+def test_relative_error_is_a_ratio_of_sums_and_bands_are_half_open():
+    # Two points in band [0, 1): exact (1, 0) and (3, 0), model (2, 0) and (3, 0):
+    # sqrt((1 + 0) / (1 + 9)) = 0.316, not the mean of the two ratios (0.5). A point at exactly 1 is in [1, 2).
+    x = torch.tensor([[0.0, 0.0], [0.5, 0.0], [1.0, 0.0]])
+    exact_values = torch.tensor([[1.0, 0.0], [3.0, 0.0], [1.0, 1.0]])
+    model_values = torch.tensor([[2.0, 0.0], [3.0, 0.0], [1.0, 1.0]])
+    rows = score_error_by_band(lambda y: model_values, lambda y: exact_values, x, x[:, 0], [0.0, 1.0, 2.0, 3.0])
+    assert rows[0]["n"] == 2 and rows[1]["n"] == 1 and rows[2]["n"] == 0
+    assert rows[0]["relative_error"] == pytest.approx(math.sqrt(0.1))
+    assert rows[0]["mean_error"] == pytest.approx(0.5)
+    assert rows[1]["relative_error"] == 0.0 and rows[1]["mean_cosine"] == pytest.approx(1.0)
+    assert math.isnan(rows[2]["relative_error"])
+
+
+def test_bad_edges_are_refused():
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError):
+        score_error_by_band(lambda y: y, lambda y: y, x, x[:, 0], [1.0, 1.0])
+    with pytest.raises(ValueError):
+        score_error_by_band(lambda y: y, lambda y: y, x, x[:3, 0], [0.0, 1.0])

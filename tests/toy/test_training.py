@@ -1,0 +1,124 @@
+"""The toy noise-conditional score network: its scores against the exact scores of the
+perturbed mixture, and annealed Langevin with it recovering the 1:4 mode weights that
+plain Langevin misses (paper section 4.3, appendix B)."""
+
+import pytest
+import torch
+
+from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
+from ncsn_edu.schedules import geometric_sigmas
+from ncsn_edu.toy.distributions import GaussianMixture, mode_fractions
+from ncsn_edu.toy.metrics import per_level_score_errors, relative_score_error
+from ncsn_edu.toy.nets import ConditionalScoreMLP
+from ncsn_edu.toy.training import train_toy_ncsn
+
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
+MIX = GaussianMixture.paper_toy()
+SIGMAS = geometric_sigmas(20.0, 1.0, 10)
+
+
+def uniform_start(n, generator):
+    return torch.rand(n, 2, generator=generator) * 16 - 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """2D points in batches of 256: one thread is several times faster than two on a
+    busy 2-core machine (thread hand-offs cost more than the tiny matrix products)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Toy NCSNs trained with the default recipe and three seeds (a few seconds each)."""
+    return {seed: train_toy_ncsn(SIGMAS, seed=seed) for seed in (0, 1, 2)}
+
+
+def test_level_embedding_starts_as_the_unconditional_mlp():
+    net = ConditionalScoreMLP(SIGMAS, hidden=16)
+    x = torch.randn(6, 2)
+    outs = [net(x, torch.full((6,), i)) for i in range(10)]
+    assert all(torch.allclose(o, outs[0]) for o in outs)
+    scaled = ConditionalScoreMLP(SIGMAS, hidden=16, scale_output=True)
+    scaled.load_state_dict(net.state_dict())
+    for i in (0, 5, 9):  # the rescaled network returns the plain output divided by sigma_i
+        assert torch.allclose(scaled(x, torch.full((6,), i)), outs[0] / SIGMAS[i])
+
+
+def test_sigma_conditioned_net_is_a_function_of_sigma():
+    net = ConditionalScoreMLP(SIGMAS, hidden=16, condition="sigma", scale_output=True)
+    x = torch.randn(5, 2)
+    for i in (0, 4, 9):
+        assert torch.allclose(net.score_at(x, float(SIGMAS[i])), net(x, torch.full((5,), i)), atol=1e-6)
+    between = net.score_at(x, 7.0)  # a sigma between two levels is allowed
+    assert between.shape == (5, 2) and torch.isfinite(between).all()
+    with pytest.raises(ValueError, match="condition='sigma'"):
+        ConditionalScoreMLP(SIGMAS, hidden=16).score_at(x, 1.0)
+
+
+def test_bad_inputs_raise():
+    net = ConditionalScoreMLP(SIGMAS, hidden=8)
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="0..9"):
+        net(x, torch.full((4,), 10))
+    with pytest.raises(ValueError, match="one level index per sample"):
+        net(x, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="condition"):
+        ConditionalScoreMLP(SIGMAS, condition="time")
+    with pytest.raises(ValueError, match="positive"):
+        ConditionalScoreMLP([1.0, 0.0])
+
+
+def test_training_is_reproducible_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    _, a = train_toy_ncsn(SIGMAS, n_steps=5, seed=3)
+    assert torch.equal(state, torch.get_rng_state())
+    _, b = train_toy_ncsn(SIGMAS, n_steps=5, seed=3)
+    _, c = train_toy_ncsn(SIGMAS, n_steps=5, seed=4)
+    assert a == b and a != c and len(a) == 5
+
+
+def test_learned_scores_match_the_exact_perturbed_scores_at_every_level(trained):
+    for seed, (model, losses) in trained.items():
+        assert len(losses) == 1500
+        assert sum(losses[-100:]) < 0.5 * sum(losses[:100])
+        errors = per_level_score_errors(model, MIX, SIGMAS, n=2000, generator=torch.Generator().manual_seed(seed))
+        assert max(errors) < 0.15, (seed, errors)
+    # Zero is a bad score (error 1); the exact score is perfect (error 0).
+    x = MIX.sample(100, torch.Generator().manual_seed(0))
+    assert relative_score_error(torch.zeros_like, MIX.score, x) == pytest.approx(1.0)
+    assert relative_score_error(MIX.score, MIX.score, x) == 0.0
+
+
+def test_annealed_langevin_with_the_learned_scores_recovers_the_mode_weights(trained):
+    """Algorithm 1 with the toy appendix's settings: 1280 samples from uniform on
+    [-8, 8]^2, L = 10 levels from 20 to 1, T = 100, eps = 0.1. About 80% of the samples
+    must land in the (5, 5) mode, whatever the training seed and sampling seed."""
+    for seed, (model, _) in trained.items():
+        g = torch.Generator().manual_seed(100 + seed)
+        x = annealed_langevin_dynamics(model, uniform_start(1280, g), SIGMAS, 0.1, 100, g)
+        frac = mode_fractions(MIX, x)[1].item()
+        assert frac == pytest.approx(0.8, abs=0.05), (seed, frac)
+
+
+def test_single_sigma_baseline_with_plain_langevin_misses_the_weights():
+    """The appendix baseline: one network conditioned on the smallest sigma only,
+    sampled with plain Langevin (T = 1000, eps = 0.1) from uniform noise, splits the
+    samples about evenly between the modes instead of 1:4."""
+    model, _ = train_toy_ncsn([1.0], seed=0)
+    g = torch.Generator().manual_seed(5)
+    x = langevin_dynamics(model.level_score(0), uniform_start(1280, g), 0.1, 1000, g)
+    frac = mode_fractions(MIX, x)[1].item()
+    assert frac < 0.65, frac
+
+
+def test_mode_fractions_of_exact_samples():
+    x = MIX.sample(20000, torch.Generator().manual_seed(0))
+    frac = mode_fractions(MIX, x)
+    assert frac.sum().item() == pytest.approx(1.0)
+    assert frac[1].item() == pytest.approx(0.8, abs=0.01)
