@@ -2,7 +2,9 @@
 
 A live figure is a piece of HTML that carries everything it needs: the JavaScript library
 (``ncsn_edu/figures/live_js/core.js`` and the figure's kind, ``live_js/<kind>.js``), the figure's
-settings as JSON (mixtures, noise levels, the weights of the network the chapter trained), and
+settings as JSON (mixtures, noise levels, the weights of the network the chapter trained; every
+setting its kind reads, with the defaults of the figure functions below, the only defaults: the
+JavaScript has none of its own), and
 a static picture that shows where scripts do not run (JavaScript off, a PDF). Nothing is
 fetched, so a page works over http, from ``file://`` and offline. The same HTML is the output
 of a Jupyter or Colab cell (where each output carries its own copy of the script) and a part of
@@ -218,7 +220,7 @@ def ncsn_sampler_figure(model, mixture, lim: float = 8.0, n: int = 1280, eps: fl
         raise ValueError("n and n_steps_each must be at least 1, eps positive, heavy a component index")
     cfg = {"mixture": mixture_config(mixture), "network": spec, "lim": lim, "n": n, "eps": eps,
            "n_steps_each": n_steps_each, "convention": convention, "score": score, "heavy": heavy,
-           "target": float(mixture.weights[heavy]), "seed": seed}
+           "target": float(mixture.weights[heavy]), "seed": seed, "max_levels": 30}
     return LiveFigure("ncsn_sampler", cfg, fallback=fallback, title=title)
 
 
@@ -298,9 +300,9 @@ def perturbed_figure(mixture, sigma: float = 3.0, lim: float = 8.0, sigma_min: f
     heavy = int(mixture.weights.argmax())
     cfg = {"mixture": mixture_config(mixture), "lim": float(lim), "sigma": float(sigma), "sigma_min": float(sigma_min),
            "sigma_max": float(sigma_max), "heavy": heavy, "midpoint": [round(v, 6) for v in means.mean(0).tolist()],
-           "mode": means[heavy].tolist()}
+           "mode": means[heavy].tolist(), "networks": []}
     if networks:
-        entries = []
+        entries = cfg["networks"]
         for s, net in sorted(networks.items()):
             if not (float(s) > 0) or not isinstance(net, ScoreMLP):
                 raise ValueError("networks must map positive noise levels to ScoreMLPs")
@@ -308,5 +310,4 @@ def perturbed_figure(mixture, sigma: float = 3.0, lim: float = 8.0, sigma_min: f
             if sample_errors and s in sample_errors:
                 entry["sample_error"] = float(sample_errors[s])
             entries.append(entry)
-        cfg["networks"] = entries
     return LiveFigure("perturbed", cfg, fallback=fallback, title=title)

@@ -11,6 +11,12 @@
  *   stepCoefficients                 ncsn_edu.sampling.step_coefficients ("paper" and "code")
  *   geometricSigmas                  ncsn_edu.schedules.geometric_sigmas
  *   Network                          ncsn_edu.toy.nets.ScoreMLP and ConditionalScoreMLP
+ *   Mixture.modeFractions            ncsn_edu.toy.distributions.mode_fractions
+ *   spreadAroundModes                ncsn_edu.toy.distributions.spread_around_modes
+ * It also holds the frame every figure kind shares (onPoint, runButton, uniformStarts, View.marker,
+ * LinePlot), so that a kind's file (live_js/<kind>.js) holds only its mathematics and its readout.
+ * A kind reads its settings from `cfg` as ncsn_edu.figures.live sends them, with no defaults of its
+ * own: the defaults live in Python only.
  * Points are flat Float64Arrays [x0, y0, x1, y1, ...]; scores are written into an `out` array.
  */
 (function (global) {
@@ -276,7 +282,7 @@
     this.type = spec.type;
     this.linears = spec.linears.map(linear);
     this.out = linear(spec.out);
-    this.dim = spec.dim || 2;
+    this.dim = spec.dim;
     if (spec.type === "cond_mlp") {
       this.condition = spec.condition;
       this.sigmas = spec.sigmas.slice();
@@ -612,38 +618,186 @@
   /* ---------- animation: run `work()` in frames while the figure is on screen ---------- */
 
   /** Calls tick(budgetMs) once per animation frame while `running()` is true and the root is
-   * visible; tick returns false to stop. */
+   * visible; tick returns false to stop. `onchange(running)`, when set, hears every start and stop. */
   L.animator = function (root, tick) {
-    var visible = true, handle = null, active = false;
+    var visible = true, handle = null, active = false, anim;
     if (global.IntersectionObserver) {
       new global.IntersectionObserver(function (es) {
         visible = es[0].isIntersecting;
         if (visible && active && handle === null) frame();
       }).observe(root);
     }
+    function set(on) { active = on; if (anim.onchange) anim.onchange(on); }
     function frame() {
       handle = null;
       if (!active || !visible) return;
-      if (tick(12) === false) { active = false; return; }
+      if (tick(12) === false) { set(false); return; }
       handle = global.requestAnimationFrame(frame);
     }
-    return {
-      start: function () { active = true; if (handle === null) handle = global.requestAnimationFrame(frame); },
-      stop: function () { active = false; },
-      running: function () { return active; }
+    anim = {
+      start: function () { set(true); if (handle === null) handle = global.requestAnimationFrame(frame); },
+      stop: function () { set(false); },
+      running: function () { return active; },
+      onchange: null
     };
+    return anim;
   };
 
-  /** Mean and per-coordinate spread (pooled variance) of the finite points' offsets from their nearest mean. */
+  /* ---------- the frame every figure kind shares: clicks, Run/Pause, chains' starts, a marker, a line plot ---------- */
+
+  /** Call fn([x, y]) with the data coordinates of a click (or tap) on `canvas` that falls inside `view`'s square. */
+  L.onPoint = function (view, canvas, fn) {
+    canvas.addEventListener("click", function (ev) {
+      var p = view.eventPoint(ev);
+      if (view.inside(p)) fn(p);
+    });
+  };
+  /** The Run/Pause button of animation `anim` (L.animator): a press pauses or resumes it, and the
+   * label always names what a press will do, also when the figure restarts or finishes the run. */
+  L.runButton = function (parent, anim) {
+    var b = L.button(parent, anim.running() ? "Pause" : "Run", function () {
+      if (anim.running()) anim.stop(); else anim.start();
+    });
+    anim.onchange = function (running) { b.textContent = running ? "Pause" : "Run"; };
+    return b;
+  };
+  /** n chains' starts uniform on [-lim, lim]^2 into `out` (2n numbers): chain i's x, then its y, each
+   * (u * 2 - 1) * lim for the next uniform u of `rng`, so a seed gives the same starts in every kind. */
+  L.uniformStarts = function (rng, n, lim, out) {
+    out = out || new Float64Array(2 * n);
+    for (var i = 0; i < n; i++) {
+      out[2 * i] = (rng.uniform() * 2 - 1) * lim;
+      out[2 * i + 1] = (rng.uniform() * 2 - 1) * lim;
+    }
+    return out;
+  };
+  /** n chains' starts all at the point p = [x, y], into `out`. */
+  L.pointStarts = function (p, n, out) {
+    out = out || new Float64Array(2 * n);
+    for (var i = 0; i < n; i++) { out[2 * i] = p[0]; out[2 * i + 1] = p[1]; }
+    return out;
+  };
+  /** How every figure marks a clicked point or a probe: a ring with a cross, over a white halo. */
+  L.MARKER = {color: "#0a8f3c", halo: "#fff", radius: 6, arm: 9};
+  View.prototype.marker = function (p) {
+    if (!p) return;
+    var c = this.ctx, x = this.px(p[0]), y = this.py(p[1]), m = L.MARKER;
+    c.save();
+    c.lineWidth = 3; c.strokeStyle = m.halo;
+    c.beginPath(); c.arc(x, y, m.radius, 0, 2 * Math.PI); c.stroke();
+    c.lineWidth = 1.5; c.strokeStyle = m.color;
+    c.beginPath(); c.arc(x, y, m.radius, 0, 2 * Math.PI);
+    c.moveTo(x - m.arm, y); c.lineTo(x + m.arm, y); c.moveTo(x, y - m.arm); c.lineTo(x, y + m.arm); c.stroke();
+    c.restore();
+  };
+
+  /** Tick positions: about n round numbers covering [a, b]. */
+  function ticks(a, b, n) {
+    var raw = (b - a) / (n || 5), p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p, out = [], t;
+    var stepv = (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+    for (t = Math.ceil(a / stepv - 1e-9) * stepv; t <= b + 1e-9 * stepv; t += stepv) out.push(Math.abs(t) < 1e-12 ? 0 : t);
+    return out;
+  }
+  L.ticks = ticks;
+  /** A line plot of [x0, x1] x [y0, y1] on `canvas`, with margins for tick labels and axis labels. */
+  function LinePlot(canvas, xr, yr) {
+    this.canvas = canvas; this.ctx = canvas.getContext("2d");
+    this.xr = xr; this.yr = yr;
+    this.left = 48; this.right = 10; this.top = 10; this.bottom = 40;
+    this.w = canvas.width - this.left - this.right; this.h = canvas.height - this.top - this.bottom;
+    this.yTickMax = Infinity;  // no y ticks above this (the headroom that holds a legend)
+  }
+  LinePlot.prototype.px = function (x) { return this.left + (x - this.xr[0]) / (this.xr[1] - this.xr[0]) * this.w; };
+  LinePlot.prototype.py = function (y) { return this.top + (this.yr[1] - y) / (this.yr[1] - this.yr[0]) * this.h; };
+  LinePlot.prototype.xAt = function (cx) { return this.xr[0] + (cx - this.left) / this.w * (this.xr[1] - this.xr[0]); };
+  /** The x of a click on the canvas (handles CSS scaling). */
+  LinePlot.prototype.eventX = function (ev) {
+    var r = this.canvas.getBoundingClientRect();
+    return this.xAt((ev.clientX - r.left) * this.canvas.width / r.width);
+  };
+  /** White background, frame, ticks and the two axis labels. */
+  LinePlot.prototype.frame = function (xlabel, ylabel) {
+    var c = this.ctx, self = this;
+    c.setTransform(1, 0, 0, 1, 0, 0);
+    c.fillStyle = "#fff"; c.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    c.strokeStyle = "#333"; c.lineWidth = 1; c.fillStyle = "#222"; c.font = "11px sans-serif";
+    c.strokeRect(this.left + 0.5, this.top + 0.5, this.w, this.h);
+    c.textAlign = "center"; c.textBaseline = "top";
+    ticks(this.xr[0], this.xr[1], 8).forEach(function (t) {
+      var x = self.px(t);
+      c.beginPath(); c.moveTo(x, self.top + self.h); c.lineTo(x, self.top + self.h + 4); c.stroke();
+      c.fillText(String(Math.round(t * 1000) / 1000), x, self.top + self.h + 5);
+    });
+    c.textAlign = "right"; c.textBaseline = "middle";
+    ticks(this.yr[0], Math.min(this.yr[1], this.yTickMax), 5).forEach(function (t) {
+      var y = self.py(t);
+      c.beginPath(); c.moveTo(self.left, y); c.lineTo(self.left - 4, y); c.stroke();
+      c.fillText(String(Math.round(t * 1000) / 1000), self.left - 6, y);
+    });
+    c.font = "12px sans-serif"; c.textAlign = "center"; c.textBaseline = "top";
+    c.fillText(xlabel, this.left + this.w / 2, this.top + this.h + 20);
+    c.save(); c.translate(11, this.top + this.h / 2); c.rotate(-Math.PI / 2);
+    c.textBaseline = "middle"; c.fillText(ylabel, 0, 0); c.restore();
+  };
+  /** A polyline of (xs[i], ys[i]), clipped to the plot area. */
+  LinePlot.prototype.line = function (xs, ys, color, width, dash) {
+    var c = this.ctx, started = false;
+    c.save();
+    c.beginPath(); c.rect(this.left, this.top, this.w, this.h); c.clip();
+    c.strokeStyle = color; c.lineWidth = width || 1.5; c.setLineDash(dash || []);
+    c.beginPath();
+    for (var i = 0; i < xs.length; i++) {
+      if (!isFinite(ys[i])) { started = false; continue; }
+      var X = this.px(xs[i]), Y = this.py(Math.max(Math.min(ys[i], 1e6), -1e6));
+      if (started) c.lineTo(X, Y); else { c.moveTo(X, Y); started = true; }
+    }
+    c.stroke(); c.restore();
+  };
+  /** Where the plot sits on its canvas and what it spans (for state() and the tests). */
+  LinePlot.prototype.geometry = function () {
+    return {xr: this.xr, yr: this.yr, left: this.left, top: this.top, w: this.w, h: this.h, legend: this.legendBox || null};
+  };
+  /** A dotted vertical line at x (by default in the marker's colour: where the reader clicked). */
+  LinePlot.prototype.vline = function (x, color) {
+    if (!(x >= this.xr[0] && x <= this.xr[1])) return;
+    var c = this.ctx, X = this.px(x);
+    c.save(); c.strokeStyle = color || L.MARKER.color; c.lineWidth = 1; c.setLineDash([2, 3]);
+    c.beginPath(); c.moveTo(X, this.top); c.lineTo(X, this.top + this.h); c.stroke(); c.restore();
+  };
+  /** A legend box in the corner `where` ("tl" or "bl"): items [[label, color, dash], ...]. */
+  LinePlot.prototype.legend = function (items, where) {
+    var c = this.ctx, lh = 15, w = 0, x = this.left + 6, y, i;
+    c.font = "11px sans-serif";
+    for (i = 0; i < items.length; i++) w = Math.max(w, c.measureText(items[i][0]).width);
+    y = where === "bl" ? this.top + this.h - 6 - lh * items.length : this.top + 6;
+    c.fillStyle = "rgba(255,255,255,0.85)"; c.fillRect(x, y, w + 36, lh * items.length + 4);
+    this.legendBox = [x, y, w + 36, lh * items.length + 4];  // canvas pixels, for state() and the tests
+    for (i = 0; i < items.length; i++) {
+      var yy = y + 2 + lh * i + lh / 2;
+      c.strokeStyle = items[i][1]; c.lineWidth = 1.8; c.setLineDash(items[i][2] || []);
+      c.beginPath(); c.moveTo(x + 4, yy); c.lineTo(x + 28, yy); c.stroke(); c.setLineDash([]);
+      c.fillStyle = "#222"; c.textAlign = "left"; c.textBaseline = "middle"; c.fillText(items[i][0], x + 32, yy);
+    }
+  };
+  L.LinePlot = LinePlot;
+
+  /* ---------- what the samplers print ---------- */
+
+  /** How widely the finite points spread around their nearest component mean
+   * (ncsn_edu.toy.distributions.spread_around_modes): the coordinates of the offsets x - mu_k(x)
+   * pooled, {variance (their mean square), variance_se = sqrt((m4 - variance^2) / count) with m4 the
+   * mean fourth power, std, std_se = variance_se / (2 std) (the delta method), count (coordinates)}. */
   L.spreadAroundModes = function (mix, pts, n) {
-    var s = 0, m = 0;
+    var s2 = 0, s4 = 0, m = 0;
     for (var i = 0; i < n; i++) {
       var x = pts[2 * i], y = pts[2 * i + 1];
       if (!isFinite(x) || !isFinite(y)) continue;
       var k = mix.nearest(x, y), dx = x - mix.means[k][0], dy = y - mix.means[k][1];
-      s += dx * dx + dy * dy; m += 2;
+      s2 += dx * dx + dy * dy; s4 += dx * dx * dx * dx + dy * dy * dy * dy; m += 2;
     }
-    return m ? s / m : NaN;
+    if (!m) return {variance: NaN, variance_se: NaN, std: NaN, std_se: NaN, count: 0};
+    var v = s2 / m, vse = Math.sqrt(Math.max(s4 / m - v * v, 0) / m), sd = Math.sqrt(v);
+    return {variance: v, variance_se: vse, std: sd, std_se: sd > 0 ? vse / (2 * sd) : NaN, count: m};
   };
   L.fmt = function (v, d) { return isFinite(v) ? v.toFixed(d === undefined ? 3 : d) : String(v); };
 

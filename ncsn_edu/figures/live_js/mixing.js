@@ -32,9 +32,9 @@
   L.sideFraction = sideFraction;
 
   L.figures.mixing = function (ui, cfg) {
-    var base = new L.Mixture(cfg.mixture), heavy = cfg.heavy === undefined ? 1 : cfg.heavy, lim = cfg.lim || 8;
+    var base = new L.Mixture(cfg.mixture), heavy = cfg.heavy, lim = cfg.lim;
     if (base.K !== 2) throw new Error("the mixing figure needs a two-component mixture");
-    var n = cfg.n || 1280, sigmas = cfg.sigmas, seed = cfg.seed || 0, mix = base, clicked = null;
+    var n = cfg.n, sigmas = cfg.sigmas, seed = cfg.seed, mix = base, clicked = null;
     var starts = new Float64Array(2 * n), xp = new Float64Array(2 * n), xa = new Float64Array(2 * n), s = new Float64Array(2 * n);
     var rngStart = new L.Rng(seed), rngP = new L.Rng(seed + 1), rngA = new L.Rng(seed + 2), tp = 0, run = null;
     var traceP = [], traceA = [];
@@ -50,16 +50,15 @@
     var wCtl = L.slider(side, {label: "weight of " + modeName, name: "weight", min: 0.02,
       max: 0.98, step: "any", value: base.weights[heavy], format: function (v) { return v.toFixed(3); },
       onchange: function () { setWeight(); restart(); }});
-    var tCtl = L.slider(side, {label: "plain steps T", name: "n_steps", log: true, min: 10, max: cfg.steps_max || 10000,
-      value: cfg.n_steps || 1000, round: function (v) { return Math.round(L.round2(v)); },
+    var tCtl = L.slider(side, {label: "plain steps T", name: "n_steps", log: true, min: 10, max: cfg.steps_max,
+      value: cfg.n_steps, round: function (v) { return Math.round(L.round2(v)); },
       format: function (v) { return String(Math.round(v)); }, onchange: restart});
     var convCtl = L.select(side, "annealed scores", [["code: N(\u03bc\u2096, \u03c3\u1d62\u00b2I)", "code"],
-      ["perturbed: N(\u03bc\u2096, (1+\u03c3\u1d62\u00b2)I)", "perturbed"]], cfg.convention || "code",
+      ["perturbed: N(\u03bc\u2096, (1+\u03c3\u1d62\u00b2)I)", "perturbed"]], cfg.convention,
       function () { restart(); });
+    var anim = L.animator(ui, tick);
     var buttons = L.el("div", {"class": "ncsn-live-buttons"}, side);
-    var runBtn = L.button(buttons, "Pause", function () {
-      if (anim.running()) { anim.stop(); runBtn.textContent = "Run"; } else { anim.start(); runBtn.textContent = "Pause"; }
-    });
+    L.runButton(buttons, anim);
     L.button(buttons, "Reset", function () { clicked = null; restart(); });
     L.el("p", {"class": "ncsn-live-hint"}, side, "Click either plot to start both samplers' " + n +
       " chains at one point.");
@@ -86,16 +85,13 @@
     function annealedScore(x, m, out, level, sigma) { return mix.score(x, m, out, sigma, convCtl.get()); }
     function restart() {
       rngStart.reset(); rngP.reset(); rngA.reset(); tp = 0; traceP = []; traceA = [];
-      for (var i = 0; i < n; i++) {
-        starts[2 * i] = clicked ? clicked[0] : (rngStart.uniform() * 2 - 1) * lim;
-        starts[2 * i + 1] = clicked ? clicked[1] : (rngStart.uniform() * 2 - 1) * lim;
-      }
+      if (clicked) L.pointStarts(clicked, n, starts); else L.uniformStarts(rngStart, n, lim, starts);
       xp.set(starts); xa.set(starts);
       run = new L.AnnealedRun({sigmas: sigmas, eps: cfg.eps, nStepsEach: cfg.n_steps_each, convention: "paper",
         x: xa, n: n, rng: rngA, scoreAt: annealedScore});
       background(vP); background(vA);
       record(); draw();
-      anim.start(); runBtn.textContent = "Pause";
+      anim.start();
     }
     function frac(x) { return mix.modeFractions(x, n)[heavy]; }
     function record() { traceP.push([tp, frac(xp)]); traceA.push([run.t, frac(xa)]); }
@@ -158,22 +154,15 @@
       chart();
       stats.textContent = summary().text;
     }
-    var anim = L.animator(ui, function (budget) {
+    function tick(budget) {
       var t0 = performance.now(), done = false;
       while (!done && performance.now() - t0 < budget) done = advance(5);
       draw();
-      if (done) { runBtn.textContent = "Run"; return false; }
-      return true;
-    });
-    function onClick(view) {
-      return function (ev) {
-        var p = view.eventPoint(ev);
-        if (!view.inside(p)) return;
-        clicked = p; restart();
-      };
+      return !done;
     }
-    cP.addEventListener("click", onClick(vP));
-    cA.addEventListener("click", onClick(vA));
+    function startAt(p) { clicked = p; restart(); }
+    L.onPoint(vP, cP, startAt);
+    L.onPoint(vA, cA, startAt);
     setWeight();
     restart();
     return {

@@ -43,14 +43,14 @@
 
   L.figures.ncsn_field = function (ui, cfg) {
     var mix = new L.Mixture(cfg.mixture), net = new L.Network(cfg.network), sig = net.sigmas, nL = sig.length;
-    var lim = cfg.lim || 8, probe = null;
+    var lim = cfg.lim, probe = null;
     var row = L.el("div", {"class": "ncsn-live-row"}, ui);
     var cN = L.canvas(row, 380, 380, "learned score s\u03b8(x, \u03c3\u1d62) over q at \u03c3\u1d62");
     var cE = L.canvas(row, 380, 380, "exact score \u2207log q\u03c3 over q\u03c3");
     var vN = new L.View(cN, lim), vE = new L.View(cE, lim);
     var side = L.el("div", {"class": "ncsn-live-side"}, ui);
     var sCtl = L.slider(side, {label: "noise level \u03c3", name: "sigma", log: true, min: sig[nL - 1], max: sig[0],
-      value: sig[cfg.level === undefined ? nL - 1 : cfg.level], format: function (v) { return v.toPrecision(3); },
+      value: sig[cfg.level], format: function (v) { return v.toPrecision(3); },
       onchange: draw});
     L.el("p", {"class": "ncsn-live-hint"}, side, "Click either plot to read both scores at that point.");
     var stats = L.el("pre", {"class": "ncsn-live-stats", "aria-live": "polite"}, side);
@@ -68,10 +68,7 @@
       view.clear();
       view.density(mix, sigma, 100, 1.15);
       view.arrows(field, 20, "rgba(0,0,0,0.8)");
-      if (probe) {
-        var c = view.ctx; c.strokeStyle = "rgb(214,39,40)"; c.lineWidth = 2; c.beginPath();
-        c.arc(view.px(probe[0]), view.py(probe[1]), 5, 0, 2 * Math.PI); c.stroke(); c.lineWidth = 1;
-      }
+      view.marker(probe);
       view.axes();
     }
     function summary() {
@@ -105,11 +102,9 @@
       panel(vE, s, function (p, m) { return mix.score(p, m, null, s); });
       stats.textContent = summary().text;
     }
-    function onClick(view) {
-      return function (ev) { var p = view.eventPoint(ev); if (!view.inside(p)) return; probe = p; draw(); };
-    }
-    cN.addEventListener("click", onClick(vN));
-    cE.addEventListener("click", onClick(vE));
+    function probeAt(p) { probe = p; draw(); }
+    L.onPoint(vN, cN, probeAt);
+    L.onPoint(vE, cE, probeAt);
     draw();
     return {
       state: function () {

@@ -37,8 +37,7 @@
 
   L.figures.ncsn_sampler = function (ui, cfg) {
     var mix = new L.Mixture(cfg.mixture), net = new L.Network(cfg.network), trained = net.sigmas;
-    var lim = cfg.lim || 8, n = cfg.n || 1280, seed = cfg.seed || 0, heavy = cfg.heavy === undefined ? 1 : cfg.heavy;
-    var target = cfg.target === undefined ? mix.weights[heavy] : cfg.target;
+    var lim = cfg.lim, n = cfg.n, seed = cfg.seed, heavy = cfg.heavy, target = cfg.target;
     var rng = new L.Rng(seed), x = new Float64Array(2 * n), run = null, clicked = null, levels = [], sigmas = [];
     var shownLevel = -1;
 
@@ -47,20 +46,19 @@
     var view = new L.View(canvas, lim);
     var side = L.el("div", {"class": "ncsn-live-side"}, row);
     var scoreCtl = L.select(side, "scores", [["the trained network", "network"], ["exact \u2207log q\u03c3\u1d62", "exact"]],
-      cfg.score || "network", restart);
-    var lCtl = L.slider(side, {label: "levels L", name: "n_levels", min: 1, max: cfg.max_levels || 30, step: 1,
+      cfg.score, restart);
+    var lCtl = L.slider(side, {label: "levels L", name: "n_levels", min: 1, max: cfg.max_levels, step: 1,
       value: trained.length, format: function (v) { return String(Math.round(v)); }, onchange: restart});
     var tCtl = L.slider(side, {label: "steps per level T", name: "n_steps_each", log: true, min: 1, max: 1000,
-      value: cfg.n_steps_each || 100, round: function (v) { return Math.max(1, Math.round(L.round2(v))); },
+      value: cfg.n_steps_each, round: function (v) { return Math.max(1, Math.round(L.round2(v))); },
       format: function (v) { return String(Math.round(v)); }, onchange: restart});
-    var eCtl = L.slider(side, {label: "step \u03b5", name: "eps", log: true, min: 1e-3, max: 10, value: cfg.eps || 0.1,
+    var eCtl = L.slider(side, {label: "step \u03b5", name: "eps", log: true, min: 1e-3, max: 10, value: cfg.eps,
       round: L.round2, format: function (v) { return v.toPrecision(2); }, onchange: restart});
     var cCtl = L.select(side, "step convention", [["paper: \u03b1\u1d62/2, \u221a\u03b1\u1d62", "paper"],
-      ["official code: a\u1d62, \u221a(2a\u1d62)", "code"]], cfg.convention || "paper", restart);
+      ["official code: a\u1d62, \u221a(2a\u1d62)", "code"]], cfg.convention, restart);
+    var anim = L.animator(ui, tick);
     var buttons = L.el("div", {"class": "ncsn-live-buttons"}, side);
-    var runBtn = L.button(buttons, "Pause", function () {
-      if (anim.running()) { anim.stop(); runBtn.textContent = "Run"; } else { anim.start(); runBtn.textContent = "Pause"; }
-    });
+    L.runButton(buttons, anim);
     L.button(buttons, "Reset", function () { clicked = null; restart(); });
     L.el("p", {"class": "ncsn-live-hint"}, side, "Click the plot to start all " + n + " chains at one point.");
     var stats = L.el("pre", {"class": "ncsn-live-stats", "aria-live": "polite"}, ui);
@@ -99,15 +97,12 @@
     function restart() {
       schedule();
       rng.reset();
-      for (var i = 0; i < n; i++) {
-        x[2 * i] = clicked ? clicked[0] : (rng.uniform() * 2 - 1) * lim;
-        x[2 * i + 1] = clicked ? clicked[1] : (rng.uniform() * 2 - 1) * lim;
-      }
+      if (clicked) L.pointStarts(clicked, n, x); else L.uniformStarts(rng, n, lim, x);
       run = new L.AnnealedRun({sigmas: sigmas, eps: eCtl.get(), nStepsEach: Math.round(tCtl.get()),
         convention: cCtl.get(), x: x, n: n, rng: rng, scoreAt: scoreAt});
       background(0);
       draw();
-      anim.start(); runBtn.textContent = "Pause";
+      anim.start();
     }
     function summary() {
       var f = mix.modeFractions(x, n)[heavy], lp = 0, m = 0, inside = 0, i;
@@ -135,17 +130,13 @@
       view.points([{pts: x, n: n, color: [214, 39, 40], size: 2}]);
       stats.textContent = summary().text;
     }
-    var anim = L.animator(ui, function (budget) {
+    function tick(budget) {
       var t0 = performance.now(), done = false, cap = Math.max(1, Math.ceil(run.total / 150)), k = 0;
       while (!done && k < cap && performance.now() - t0 < budget) { done = run.advance(1); k += 1; }
       draw();
-      if (done) { runBtn.textContent = "Run"; return false; }
-      return true;
-    });
-    canvas.addEventListener("click", function (ev) {
-      var p = view.eventPoint(ev);
-      clicked = p; restart();
-    });
+      return !done;
+    }
+    L.onPoint(view, canvas, function (p) { clicked = p; restart(); });
     restart();
     return {
       /** Run k more sampler steps now (for tests and the curious: root.figure.advance(1000)). */

@@ -12,97 +12,6 @@
   "use strict";
   var L = global.NCSNLive;
 
-  /* ---------- a small line plot with labelled axes (the profile panel) ---------- */
-
-  /** Tick positions: about n round numbers covering [a, b]. */
-  function ticks(a, b, n) {
-    var raw = (b - a) / (n || 5), p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p, out = [], t;
-    var stepv = (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
-    for (t = Math.ceil(a / stepv - 1e-9) * stepv; t <= b + 1e-9 * stepv; t += stepv) out.push(Math.abs(t) < 1e-12 ? 0 : t);
-    return out;
-  }
-  /** A plot of [x0, x1] x [y0, y1] on `canvas`, with margins for tick labels and axis labels. */
-  function Plot(canvas, xr, yr) {
-    this.canvas = canvas; this.ctx = canvas.getContext("2d");
-    this.xr = xr; this.yr = yr;
-    this.left = 48; this.right = 10; this.top = 10; this.bottom = 40;
-    this.w = canvas.width - this.left - this.right; this.h = canvas.height - this.top - this.bottom;
-    this.yTickMax = Infinity;  // no y ticks above this (the headroom that holds a legend)
-  }
-  Plot.prototype.px = function (x) { return this.left + (x - this.xr[0]) / (this.xr[1] - this.xr[0]) * this.w; };
-  Plot.prototype.py = function (y) { return this.top + (this.yr[1] - y) / (this.yr[1] - this.yr[0]) * this.h; };
-  Plot.prototype.xAt = function (cx) { return this.xr[0] + (cx - this.left) / this.w * (this.xr[1] - this.xr[0]); };
-  /** White background, frame, ticks and the two axis labels. */
-  Plot.prototype.frame = function (xlabel, ylabel) {
-    var c = this.ctx, self = this;
-    c.setTransform(1, 0, 0, 1, 0, 0);
-    c.fillStyle = "#fff"; c.fillRect(0, 0, this.canvas.width, this.canvas.height);
-    c.strokeStyle = "#333"; c.lineWidth = 1; c.fillStyle = "#222"; c.font = "11px sans-serif";
-    c.strokeRect(this.left + 0.5, this.top + 0.5, this.w, this.h);
-    c.textAlign = "center"; c.textBaseline = "top";
-    ticks(this.xr[0], this.xr[1], 8).forEach(function (t) {
-      var x = self.px(t);
-      c.beginPath(); c.moveTo(x, self.top + self.h); c.lineTo(x, self.top + self.h + 4); c.stroke();
-      c.fillText(String(Math.round(t * 1000) / 1000), x, self.top + self.h + 5);
-    });
-    c.textAlign = "right"; c.textBaseline = "middle";
-    ticks(this.yr[0], Math.min(this.yr[1], this.yTickMax), 5).forEach(function (t) {
-      var y = self.py(t);
-      c.beginPath(); c.moveTo(self.left, y); c.lineTo(self.left - 4, y); c.stroke();
-      c.fillText(String(Math.round(t * 1000) / 1000), self.left - 6, y);
-    });
-    c.font = "12px sans-serif"; c.textAlign = "center"; c.textBaseline = "top";
-    c.fillText(xlabel, this.left + this.w / 2, this.top + this.h + 20);
-    c.save(); c.translate(11, this.top + this.h / 2); c.rotate(-Math.PI / 2);
-    c.textBaseline = "middle"; c.fillText(ylabel, 0, 0); c.restore();
-  };
-  /** A polyline of (xs[i], ys[i]), clipped to the plot area. */
-  Plot.prototype.line = function (xs, ys, color, width, dash) {
-    var c = this.ctx, started = false;
-    c.save();
-    c.beginPath(); c.rect(this.left, this.top, this.w, this.h); c.clip();
-    c.strokeStyle = color; c.lineWidth = width || 1.5; c.setLineDash(dash || []);
-    c.beginPath();
-    for (var i = 0; i < xs.length; i++) {
-      if (!isFinite(ys[i])) { started = false; continue; }
-      var X = this.px(xs[i]), Y = this.py(Math.max(Math.min(ys[i], 1e6), -1e6));
-      if (started) c.lineTo(X, Y); else { c.moveTo(X, Y); started = true; }
-    }
-    c.stroke(); c.restore();
-  };
-  /** Where the plot sits on its canvas and what it spans (for state() and the tests). */
-  Plot.prototype.geometry = function () {
-    return {xr: this.xr, yr: this.yr, left: this.left, top: this.top, w: this.w, h: this.h, legend: this.legendBox || null};
-  };
-  Plot.prototype.vline = function (x, color) {
-    if (!(x >= this.xr[0] && x <= this.xr[1])) return;
-    var c = this.ctx, X = this.px(x);
-    c.save(); c.strokeStyle = color; c.lineWidth = 1; c.setLineDash([2, 3]);
-    c.beginPath(); c.moveTo(X, this.top); c.lineTo(X, this.top + this.h); c.stroke(); c.restore();
-  };
-  /** A legend box in the corner `where` ("tl" or "bl"): items [[label, color, dash], ...]. */
-  Plot.prototype.legend = function (items, where) {
-    var c = this.ctx, lh = 15, w = 0, x = this.left + 6, y, i;
-    c.font = "11px sans-serif";
-    for (i = 0; i < items.length; i++) w = Math.max(w, c.measureText(items[i][0]).width);
-    y = where === "bl" ? this.top + this.h - 6 - lh * items.length : this.top + 6;
-    c.fillStyle = "rgba(255,255,255,0.85)"; c.fillRect(x, y, w + 36, lh * items.length + 4);
-    this.legendBox = [x, y, w + 36, lh * items.length + 4];  // canvas pixels, for state() and the tests
-    for (i = 0; i < items.length; i++) {
-      var yy = y + 2 + lh * i + lh / 2;
-      c.strokeStyle = items[i][1]; c.lineWidth = 1.8; c.setLineDash(items[i][2] || []);
-      c.beginPath(); c.moveTo(x + 4, yy); c.lineTo(x + 28, yy); c.stroke(); c.setLineDash([]);
-      c.fillStyle = "#222"; c.textAlign = "left"; c.textBaseline = "middle"; c.fillText(items[i][0], x + 32, yy);
-    }
-  };
-  L.LinePlot = L.LinePlot || Plot;
-
-  function cross(view, p, color) {
-    var c = view.ctx, X = view.px(p[0]), Y = view.py(p[1]);
-    c.save(); c.strokeStyle = color; c.lineWidth = 2;
-    c.beginPath(); c.moveTo(X - 6, Y - 6); c.lineTo(X + 6, Y + 6); c.moveTo(X - 6, Y + 6); c.lineTo(X + 6, Y - 6); c.stroke();
-    c.restore();
-  }
   function vec(v) { return "(" + L.fmt(v[0], 2) + ", " + L.fmt(v[1], 2) + ")"; }
   function sci(v) { return isFinite(v) ? (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4) ? v.toExponential(2) : v.toPrecision(3)) : String(v); }
 
@@ -118,10 +27,10 @@
   L.nearestTrained = nearestTrained;
 
   L.figures.perturbed = function (ui, cfg) {
-    var mix = new L.Mixture(cfg.mixture), lim = cfg.lim || 8;
-    var sMin = cfg.sigma_min || 0.01, sMax = cfg.sigma_max || 20, heavy = cfg.heavy || 0;
-    var mid = cfg.midpoint || [0, 0], modePt = cfg.mode || mix.means[heavy];
-    var nets = (cfg.networks || []).map(function (e) {
+    var mix = new L.Mixture(cfg.mixture), lim = cfg.lim;
+    var sMin = cfg.sigma_min, sMax = cfg.sigma_max, heavy = cfg.heavy;
+    var mid = cfg.midpoint, modePt = cfg.mode;
+    var nets = cfg.networks.map(function (e) {
       return {sigma: e.sigma, net: new L.Network(e.network), sampleError: e.sample_error};
     }).sort(function (a, b) { return a.sigma - b.sigma; });
     var trained = nets.map(function (e) { return e.sigma; });
@@ -144,17 +53,17 @@
     var cp = L.canvas(panels, 420, 300, "profile");
     // without networks the two curves run from 0 to 1; the headroom above 1 holds the legend, so that it
     // hides no curve at any sigma (at sigma = 20 the density is near 1 all along the diagonal)
-    var plot = nets.length ? new Plot(cp, [-lim, lim], [-10, 10]) : new Plot(cp, [-lim, lim], [0, 1.3]);
+    var plot = nets.length ? new L.LinePlot(cp, [-lim, lim], [-10, 10]) : new L.LinePlot(cp, [-lim, lim], [0, 1.3]);
     if (!nets.length) plot.yTickMax = 1;
     var capP = cp.nextSibling;
     var side = L.el("div", {"class": "ncsn-live-side"}, panels);
     var sigCtl = L.slider(top, {label: "noise level \u03c3", name: "sigma", log: true, min: sMin, max: sMax,
-      value: Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin),
+      value: Math.max(cfg.sigma, sMin),
       round: function (v) { return v <= sMin * (1 + 1e-9) ? 0 : v; },
       format: function (v) { return v === 0 ? "0" : v.toPrecision(3); }, onchange: function () { draw(); }});
     // positions 0..1000 in any steps (not only integers), so that the chapter's own values (3, 0.5) are shown exactly
     sigCtl.input.step = "any";
-    sigCtl.set(Math.max(cfg.sigma === undefined ? 1 : cfg.sigma, sMin));
+    sigCtl.set(Math.max(cfg.sigma, sMin));
     var buttons = L.el("div", {"class": "ncsn-live-buttons"}, top);
     L.button(buttons, "\u03c3 = 0", function () { sigCtl.set(sMin); draw(); });  // the left end is sigma = 0
     trained.forEach(function (s) { L.button(buttons, "\u03c3 = " + s, function () { sigCtl.set(s); draw(); }); });
@@ -226,7 +135,7 @@
       shade(vq, sigma);
       vq.arrows(function (p, m) { return mix.score(p, m, null, sigma); }, 20, "rgba(0,0,0,0.8)");
       vq.axes();
-      if (clicked) cross(vq, clicked, "#d62728");
+      vq.marker(clicked);
       capQ.textContent = "q\u03c3 at \u03c3 = " + sci(sigma) + " (shading, relative to its peak) and its exact score \u2207log q\u03c3 (arrows, length \u221d log(1 + |score|))";
       if (nets.length) {
         var e = nets[r.j], st = e.sigma;
@@ -236,7 +145,7 @@
           vn.arrows(function (p, m) { return mix.score(p, m, null, st); }, 20, "rgba(214,39,40,0.75)", 1.2);
           vn.arrows(function (p, m) { return e.net.forward(p, m); }, 20, "rgba(0,0,0,0.9)");
           vn.axes();
-          if (clicked) cross(vn, clicked, "#ff7f0e");
+          vn.marker(clicked);
           drawnNet = netKey;
         }
         capN.textContent = "The network trained by DSM at \u03c3 = " + st + " (the trained \u03c3 nearest to " + sci(sigma) +
@@ -246,7 +155,7 @@
         plot.line(tAxis, r.exactLive, "#999", 1.2);
         plot.line(tAxis, r.net.exact, "#d62728", 2, [6, 4]);
         plot.line(tAxis, r.net.learned, "#000", 2);
-        if (clicked) plot.vline((clicked[0] + clicked[1]) / 2, "#ff7f0e");
+        if (clicked) plot.vline((clicked[0] + clicked[1]) / 2);
         plot.legend([["learned by DSM at \u03c3 = " + st, "#000"], ["exact \u2207log q\u03c3, \u03c3 = " + st, "#d62728", [6, 4]],
           ["clean \u2207log p", "#1f77b4", [2, 3]], ["exact \u2207log q\u03c3 at the slider's \u03c3", "#999"]], "bl");
         capP.textContent = "First score component along the diagonal through both modes: the network trained at \u03c3 = " + st +
@@ -255,7 +164,7 @@
         plot.frame("position t on the diagonal x\u2081 = x\u2082 = t", "value");
         plot.line(tAxis, r.density, "#1f77b4", 2);
         plot.line(tAxis, r.pHeavy, "#ff7f0e", 2, [6, 4]);
-        if (clicked) plot.vline((clicked[0] + clicked[1]) / 2, "#d62728");
+        if (clicked) plot.vline((clicked[0] + clicked[1]) / 2);
         plot.legend([["q\u03c3 / its peak on the diagonal", "#1f77b4"], ["p(heavy mode | x)", "#ff7f0e", [6, 4]]], "tl");
         capP.textContent = "Along the diagonal x\u2081 = x\u2082 = t at \u03c3 = " + sci(sigma) +
           ": the density relative to its peak on the diagonal, and the probability of the heavy mode.";
@@ -282,19 +191,12 @@
       stats.textContent = lines.join("\n");
       current = {r: r, readout: ro};
     }
-    function onClick(view) {
-      return function (ev) {
-        var p = view.eventPoint(ev);
-        if (!view.inside(p)) return;
-        clicked = p; draw();
-      };
-    }
-    cq.addEventListener("click", onClick(vq));
-    if (cn) cn.addEventListener("click", onClick(vn));
-    cp.addEventListener("click", function (ev) {
-      var rect = cp.getBoundingClientRect(), t = plot.xAt((ev.clientX - rect.left) * cp.width / rect.width);
-      if (!(t >= -lim && t <= lim)) return;
-      clicked = [t, t]; draw();
+    function readAt(p) { clicked = p; draw(); }
+    L.onPoint(vq, cq, readAt);
+    if (cn) L.onPoint(vn, cn, readAt);
+    cp.addEventListener("click", function (ev) {  // the profile: the point (t, t) of the diagonal
+      var t = plot.eventX(ev);
+      if (t >= -lim && t <= lim) readAt([t, t]);
     });
     draw();
     return {

@@ -98,17 +98,6 @@
     c.restore();
   }
 
-  function marker(view, p) {
-    if (!p) return;
-    var c = view.ctx, x = view.px(p[0]), y = view.py(p[1]);
-    c.save();
-    c.lineWidth = 3; c.strokeStyle = "#fff";
-    c.beginPath(); c.arc(x, y, 6, 0, 2 * Math.PI); c.stroke();
-    c.lineWidth = 1.5; c.strokeStyle = "#0a8f3c";
-    c.beginPath(); c.arc(x, y, 6, 0, 2 * Math.PI); c.moveTo(x - 9, y); c.lineTo(x + 9, y); c.moveTo(x, y - 9); c.lineTo(x, y + 9); c.stroke();
-    c.restore();
-  }
-
   function title(view, text) {
     var c = view.ctx;
     c.fillStyle = "#222"; c.font = "bold 13px sans-serif"; c.textAlign = "center"; c.textBaseline = "alphabetic";
@@ -180,7 +169,7 @@
       v1.arrowsAt(apts, s, nA * nA, big, cell, "rgba(214,39,40,0.9)", 1.2);
       v1.axes();
       title(v1, "step " + steps[k] + ": exact score (black), learned (red)");
-      marker(v1, clicked);
+      v1.marker(clicked);
     }
     function drawMap() {
       var k = shown, e = cache[k];
@@ -210,7 +199,7 @@
       v2.colourBar(v2.left + v2.size + 10, v2.top, 12, v2.size, "magma", vmin, vmax,
         "log\u2081\u2080 \u2016s\u03b8 \u2212 \u2207log p\u2016", ticks);
       title(v2, "step " + steps[k] + ": log\u2081\u2080 error" + (e && e.done >= N ? "" : " (computing)"));
-      marker(v2, clicked);
+      v2.marker(clicked);
     }
     function liveStats() {
       var e = cache[shown];
@@ -278,17 +267,13 @@
     var anim = L.animator(ui, tick);
     // the new step's fields and the first rows of its map are drawn at once, in the slider's own handler
     function request() { if (tick(8)) anim.start(); }
-    function onClick(view) {
-      return function (ev) {
-        var q = view.eventPoint(ev);
-        if (!view.inside(q)) return;
-        clicked = q;
-        if (shown >= 0) { drawFields(shown); drawMap(); }
-        pointReadout();
-      };
+    function readAt(q) {
+      clicked = q;
+      if (shown >= 0) { drawFields(shown); drawMap(); }
+      pointReadout();
     }
-    c1.addEventListener("click", onClick(v1));
-    c2.addEventListener("click", onClick(v2));
+    L.onPoint(v1, c1, readAt);
+    L.onPoint(v2, c2, readAt);
     shown = index(); drawFields(shown); drawMap(); report(); pointReadout();
     request();
     return {
