@@ -147,6 +147,102 @@ def spread_around_modes(mixture: GaussianMixture, x: torch.Tensor) -> dict:
             "std_se": variance_se / (2 * std) if std > 0 else float("nan"), "count": count}
 
 
+def in_score_band(mixture: GaussianMixture, x: torch.Tensor, threshold: float = 0.01) -> torch.Tensor:
+    """Whether each point of ``x`` lies in the band between the two components of a two-component
+    mixture where both responsibilities exceed ``threshold`` (``threshold < p(0 | x) < 1 - threshold``),
+    shape ``(N,)``, boolean. See :func:`score_band`.
+    Introduced in chapter 1 (scores and Langevin dynamics).
+    """
+    if mixture.means.shape[0] != 2:
+        raise ValueError("the score band is defined for a mixture of two components")
+    if not 0 < threshold < 0.5:
+        raise ValueError("threshold must lie in (0, 0.5)")
+    r = mixture.responsibilities(x)[:, 0]
+    return (r > threshold) & (r < 1 - threshold)
+
+
+def score_band(mixture: GaussianMixture, threshold: float = 0.01, half_width: float = 3.0, n: int = 60_001) -> dict:
+    """The band where the mixing weights shape the exact score of a two-component mixture: the points
+    where both responsibilities exceed ``threshold`` (:func:`in_score_band`), measured across it.
+
+    The band is measured on ``n`` points ``x(s) = m + s u`` of the line through the two means, ``s``
+    from ``-half_width`` to ``half_width``, with ``m`` their midpoint and ``u`` the unit vector from
+    ``mu_0`` to ``mu_1``: ``s`` is the signed distance from the perpendicular bisector of the means,
+    negative towards ``mu_0``. For components of one standard deviation ``c`` the log-ratio of the
+    responsibilities along the line is ``log(w_1 / w_0) + g s / c^2`` with ``g = |mu_1 - mu_0|``, so
+    the band is a slab across the line centred at ``c^2 log(w_0 / w_1) / g``, of width
+    ``2 c^2 log((1 - threshold) / threshold) / g`` (``2 log(99) / (10 sqrt 2) = 0.650`` for the paper's
+    toy; its centre is ``log(1/4) / (10 sqrt 2) = -0.098``, towards the light mode).
+
+    Returns a dict with
+
+    * ``s`` and ``points``: the ``n`` signed distances and the points ``x(s)``, shape ``(n, D)``;
+    * ``start``, ``end``, ``width``: the first and last ``s`` in the band, and ``end - start``;
+    * ``centre``: the ``s`` where the two responsibilities are closest to equal;
+    * ``width_closed``, ``centre_closed``: the closed forms above (``nan`` if the standard deviations
+      differ, where the band is no slab);
+    * ``saddle``: the last ``s`` before the score's component along ``u`` changes sign (where the
+      density along the line is lowest; ``nan`` if it does not within the line);
+    * ``max_density_ratio``: the largest density in the band over the largest density at a mean;
+    * ``mass``: the probability that a sample of the mixture lies between ``start`` and ``end``
+      (along ``u`` component ``k`` is ``N(u . (mu_k - m), c_k^2)``);
+    * ``gap``: ``g``.
+
+    Raises ``ValueError`` unless the band lies within the line (neither end of it inside the band).
+
+    Introduced in chapter 1 (scores and Langevin dynamics), to show that the weights enter the
+    paper's toy score only where the density is about ``1e-11`` of its peak (section 3.2.2).
+    """
+    if mixture.means.shape[0] != 2:
+        raise ValueError("the score band is defined for a mixture of two components")
+    if half_width <= 0 or n < 3:
+        raise ValueError("half_width must be positive and n at least 3")
+    means, stds, weights = mixture.means, mixture.stds, mixture.weights
+    diff = means[1] - means[0]
+    gap = diff.norm()
+    u = diff / gap
+    mid = (means[0] + means[1]) / 2
+    s = torch.linspace(-half_width, half_width, n, dtype=means.dtype)
+    points = mid[None] + s[:, None] * u[None]
+    inside = in_score_band(mixture, points, threshold)
+    if not inside.any() or inside[0] or inside[-1]:
+        raise ValueError("the band does not lie within the line: increase half_width (or n)")
+    start, end = s[inside].min(), s[inside].max()
+    r = mixture.responsibilities(points)[:, 0]
+    centre = s[(r - 0.5).abs().argmin()].item()
+    gap_f = gap.item()
+    if torch.allclose(stds[0], stds[1]):
+        var = stds[0].item() ** 2
+        width_closed = 2 * var * math.log((1 - threshold) / threshold) / gap_f
+        centre_closed = var * math.log(weights[0].item() / weights[1].item()) / gap_f
+    else:
+        width_closed = centre_closed = float("nan")
+    along = mixture.score(points) @ u
+    change = s[:-1][(along[:-1] > 0) != (along[1:] > 0)]
+    saddle = change[0].item() if len(change) else float("nan")
+    peak = mixture.log_prob(means).max()
+    max_density_ratio = (mixture.log_prob(points[inside]) - peak).exp().max().item()
+    c = (means - mid[None]) @ u  # each component's mean along the line
+    mass = (weights * (torch.special.ndtr((end - c) / stds) - torch.special.ndtr((start - c) / stds))).sum().item()
+    return {"s": s, "points": points, "start": start.item(), "end": end.item(), "width": (end - start).item(),
+            "centre": centre, "width_closed": width_closed, "centre_closed": centre_closed, "saddle": saddle,
+            "max_density_ratio": max_density_ratio, "mass": mass, "gap": gap_f}
+
+
+def perturbed_score_fn(mixture: GaussianMixture):
+    """The exact score ``score(x, sigma)`` of the mixture perturbed by ``N(0, sigma^2 I)`` at any
+    noise level ``sigma`` (the score of ``mixture.perturbed(sigma)``, cast to ``x.dtype``): the score
+    functions of :mod:`ncsn_edu.score_sde` take a continuous ``sigma``. For a fixed ladder of levels
+    indexed by ``labels``, see :func:`annealed_score_fn`.
+    Introduced in chapter 13 (score SDEs).
+    """
+
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return mixture.perturbed(sigma).score(x).to(x.dtype)
+
+    return score
+
+
 def annealed_score_fn(mixture: GaussianMixture, sigmas, convention: str = "perturbed"):
     """Exact noise-conditional scores ``score_fn(x, labels)`` for annealed Langevin.
 
