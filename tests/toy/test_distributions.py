@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from ncsn_edu.toy.distributions import GaussianMixture
+from ncsn_edu.toy.distributions import (
+    GaussianMixture,
+    annealed_score_fn,
+    nearest_component,
+    perturbed_score_fn,
+    spread_around_modes,
+)
 
 
 def random_mixture(seed, k=3, d=2, dtype=torch.float64):
@@ -76,3 +82,62 @@ def test_bad_arguments_raise():
         GaussianMixture([[0.0], [1.0]], stds=[1.0, -1.0])
     with pytest.raises(ValueError):
         GaussianMixture.paper_toy().perturbed(-1.0)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3, 1.0, 4.5, 20.0])
+def test_perturbed_score_fn_is_the_gradient_of_the_perturbed_log_density(sigma):
+    mix = random_mixture(3, k=3, d=2)
+    score = perturbed_score_fn(mix)
+    x = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * (3 + sigma)
+    assert torch.equal(score(x, sigma), mix.perturbed(sigma).score(x))
+    # autograd of the perturbed density, written out: components N(mu_k, (s_k^2 + sigma^2) I)
+    var = mix.stds**2 + sigma**2
+    xg = x.clone().requires_grad_(True)
+    sq = ((xg[:, None] - mix.means[None]) ** 2).sum(-1)
+    log_p = torch.logsumexp(mix.weights.log() - sq / (2 * var) - torch.log(2 * math.pi * var), dim=1)
+    (auto,) = torch.autograd.grad(log_p.sum(), xg)
+    torch.testing.assert_close(score(x, sigma), auto, rtol=1e-10, atol=1e-12)
+    x32 = x.float()  # the score comes back in the input's dtype
+    assert score(x32, sigma).dtype == torch.float32
+
+
+def test_perturbed_score_fn_agrees_with_the_annealed_scores_on_their_ladder():
+    mix = GaussianMixture.paper_toy()
+    sigmas = torch.tensor([20.0, 7.0, 2.5, 1.0])
+    ladder = annealed_score_fn(mix, sigmas, "perturbed")
+    score = perturbed_score_fn(mix)
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(0)) * 8
+    for i, s in enumerate(sigmas.tolist()):
+        assert torch.equal(ladder(x, torch.full((100,), i)), score(x, s))
+
+
+def test_spread_around_modes_is_the_mean_square_offset_from_the_nearest_mean():
+    mix = GaussianMixture.paper_toy(dtype=torch.float64)
+    # offsets (0.5, -0.5) and (1.5, 0.5) from (5, 5) and (-5, -5); their coordinates' mean square is 0.75
+    x = torch.tensor([[5.5, 4.5], [-3.5, -4.5], [float("nan"), 0.0], [float("inf"), 1.0]], dtype=torch.float64)
+    out = spread_around_modes(mix, x)
+    assert out["count"] == 4
+    assert out["variance"] == pytest.approx(0.75, rel=1e-12)
+    assert out["std"] == pytest.approx(math.sqrt(0.75), rel=1e-12)
+    # of the squared coordinates 0.25, 0.25, 2.25, 0.25: sqrt((mean of their squares - 0.75^2) / 4)
+    assert out["variance_se"] == pytest.approx(math.sqrt(((3 * 0.0625 + 5.0625) / 4 - 0.5625) / 4), rel=1e-12)
+    assert out["std_se"] == pytest.approx(out["variance_se"] / (2 * out["std"]), rel=1e-12)
+    # a common shift is not removed: the spread is around the modes, not around the points' own mean
+    shifted = spread_around_modes(mix, mix.means + 0.5)
+    assert shifted["variance"] == pytest.approx(0.25, rel=1e-12)
+    empty = spread_around_modes(mix, torch.full((3, 2), float("nan"), dtype=torch.float64))
+    assert empty["count"] == 0 and math.isnan(empty["variance"])
+
+
+def test_spread_around_modes_of_exact_samples_is_the_component_variance():
+    v = 1.7
+    mix = GaussianMixture([[-6.0, -6.0], [6.0, 6.0]], math.sqrt(v), [0.3, 0.7], dtype=torch.float64)
+    x = mix.sample(40_000, generator=torch.Generator().manual_seed(2))
+    out = spread_around_modes(mix, x)
+    se = v * math.sqrt(2 / out["count"])  # of a mean square of N(0, v) coordinates
+    assert out["count"] == 80_000
+    assert abs(out["variance"] - v) < 4 * se
+    assert out["variance_se"] == pytest.approx(se, rel=0.05)
+    assert abs(out["std"] - math.sqrt(v)) < 4 * out["std_se"]
+    # the pooled offsets are the samples' offsets from their nearest mean
+    assert torch.equal(nearest_component(mix, x), (x.sum(1) > 0).long())
