@@ -23,7 +23,6 @@ from ncsn_edu.score_sde import (
     rademacher,
 )
 from ncsn_edu.toy.distributions import GaussianMixture
-from ncsn_edu.toy.metrics import energy_distance
 
 
 def gaussian_score(data_var):
@@ -166,25 +165,3 @@ def test_hutchinson_mean_and_variance():
     _, est = divergence_hutchinson(field, x0, rademacher((n, 3), g))
     J = torch.autograd.functional.jacobian(lambda y: field(y[None])[0], x0[0])
     assert abs(est.mean().item() - exact_div.item()) < 4 * math.sqrt(hutchinson_variance(J, "rademacher") / n)
-
-
-def test_energy_distance():
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(800, 2, generator=g), torch.randn(800, 2, generator=g)
-    same = energy_distance(a, b)
-    shifted = energy_distance(a, b + torch.tensor([1.0, 0.0]))
-    assert abs(same) < 0.02 and shifted > 0.2
-    # closed form in 1-D for point masses: 2|a - b| between delta_a and delta_b
-    assert energy_distance(torch.zeros(2, 1), torch.full((2, 1), 3.0)) == pytest.approx(6.0)
-
-
-def test_mnist_result_file_round_trip(tmp_path):
-    from ncsn_edu.experiments.sde_mnist import SAMPLERS, load, save
-
-    images = {k: torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8).numpy() for k in SAMPLERS}
-    result = {k: {"images": images[k], "evaluations": 7 + i, "seconds": 1.5} for i, k in enumerate(SAMPLERS)}
-    save(result, tmp_path / "r.npz", {"command": "test"})
-    back = load(tmp_path / "r.npz")
-    assert back["meta"]["command"] == "test" and back["meta"]["evaluations"] == [7 + i for i in range(len(SAMPLERS))]
-    for k in SAMPLERS:
-        assert torch.equal((back["samples"][k] * 255).round().to(torch.uint8), torch.from_numpy(images[k]))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ncsn_edu.toy.metrics import score_error_by_band
+from ncsn_edu.toy.metrics import energy_distance, score_error_by_band
 
 
 def rotate(v, angle):
@@ -60,3 +60,13 @@ def test_bad_edges_are_refused():
         score_error_by_band(lambda y: y, lambda y: y, x, x[:, 0], [1.0, 1.0])
     with pytest.raises(ValueError):
         score_error_by_band(lambda y: y, lambda y: y, x, x[:3, 0], [0.0, 1.0])
+
+
+def test_energy_distance():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(800, 2, generator=g), torch.randn(800, 2, generator=g)
+    same = energy_distance(a, b)
+    shifted = energy_distance(a, b + torch.tensor([1.0, 0.0]))
+    assert abs(same) < 0.02 and shifted > 0.2
+    # closed form in 1-D for point masses: 2|a - b| between delta_a and delta_b
+    assert energy_distance(torch.zeros(2, 1), torch.full((2, 1), 3.0)) == pytest.approx(6.0)
