@@ -1,10 +1,12 @@
-"""ncsn_edu.toy.metrics.score_error_by_band against cases with known answers (chapter 6)."""
+"""ncsn_edu.toy.metrics against cases with known answers: score_error_by_band and
+score_error_stats (chapter 6), energy_distance (chapter 13)."""
 
 import math
 
 import pytest
 import torch
 
+from ncsn_edu.toy.distributions import GaussianMixture
 from ncsn_edu.toy.metrics import energy_distance, score_error_by_band
 
 
@@ -70,3 +72,21 @@ def test_energy_distance():
     assert abs(same) < 0.02 and shifted > 0.2
     # closed form in 1-D for point masses: 2|a - b| between delta_a and delta_b
     assert energy_distance(torch.zeros(2, 1), torch.full((2, 1), 3.0)) == pytest.approx(6.0)
+
+
+def test_score_error_stats_on_known_scores():
+    from ncsn_edu.toy.metrics import score_error_stats
+
+    mix = GaussianMixture.paper_toy()
+    exact = score_error_stats(mix.score, mix)
+    assert exact["weighted_error"] < 1e-5 and exact["low_density_error"] < 1e-5
+    shift = torch.tensor([0.3, -0.4])
+    off = score_error_stats(lambda x: mix.score(x) + shift, mix)  # error 0.5 everywhere
+    assert off["weighted_error"] == pytest.approx(0.5, rel=1e-4)
+    assert off["low_density_error"] == pytest.approx(0.5, rel=1e-4)
+    assert off["ratio"] == pytest.approx(1.0, rel=1e-4)
+    # the high-density region is the part of the grid near the two modes
+    assert exact["high_mask"].float().mean() < 0.5
+    assert exact["density"][exact["high_mask"]].min() >= 1e-3 * exact["density"].max()
+    with pytest.raises(ValueError):
+        score_error_stats(mix.score, mix, low_fraction=2.0)
