@@ -7,46 +7,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
-from browser import browser
+from live_pages import all_kinds, js, kind_source, trained_like
 
 from ncsn_edu.figures import live
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
-from ncsn_edu.toy.distributions import GaussianMixture, annealed_score_fn
+from ncsn_edu.toy.distributions import GaussianMixture, annealed_score_fn, spread_around_modes
 from ncsn_edu.toy.nets import ConditionalScoreMLP, ScoreMLP
 
 #: Ten seconds or more on one core (a browser and statistical runs): parallel runs start it first.
 pytestmark = pytest.mark.slow
-
-
-def all_kinds() -> list[str]:
-    from importlib import resources
-
-    folder = resources.files("ncsn_edu.figures").joinpath("live_js")
-    return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".js") and p.name != "core.js")
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """A blank page that has loaded the whole library (core and every figure kind)."""
-    drv = browser()
-    path = tmp_path_factory.mktemp("live") / "lib.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>"
-                    f"<script>{live.library_js(all_kinds())}</script></body></html>")
-    drv.get(path.as_uri())
-    yield drv
-    drv.quit()
-
-
-def js(drv, body: str, *args):
-    """Run ``body`` (a function body using NCSNLive as L and the arguments as a0, a1, ...) and
-    return its JSON-encoded result decoded."""
-    names = ", ".join(f"a{i}" for i in range(len(args)))
-    src = f"var L = window.NCSNLive; return JSON.stringify((function ({names}) {{ {body} }})(...arguments));"
-    return json.loads(drv.execute_script(src, *args))
 
 
 def test_mixture_log_density_and_score_match_the_package(page):
@@ -73,15 +47,6 @@ def forward_in_page(drv, spec, pts, level=None, sigma=None):
     return torch.tensor(js(drv, """var net = new L.Network(a0), n = a1.length / 2;
         return Array.from(net.forward(Float64Array.from(a1), n, null, a2, a3));""",
                           spec, pts.flatten().tolist(), level, sigma), dtype=torch.float64).view(-1, 2)
-
-
-def trained_like(model, seed=0):
-    """Weights away from their initial symmetries (a level table that is not all ones)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=g))
-    return model
 
 
 def test_network_forward_pass_matches_pytorch(page):
@@ -234,3 +199,79 @@ def test_in_page_langevin_settles_at_the_closed_form_variance(page):
     se = math.sqrt((got["m4"] - got["var"] ** 2) / (2 * n))  # coordinates of one chain are independent here
     assert abs(got["var"] - theory) < 4 * se, (got["var"], theory, se)
     assert abs(got["var"] - v) > 10 * se  # the inflation is resolved, so the check has teeth
+
+
+def as_js_numbers(x) -> list[str]:
+    """The coordinates of x as text that JavaScript's Number() reads back exactly, non-finite ones included."""
+    names = {math.inf: "Infinity", -math.inf: "-Infinity"}
+    return ["NaN" if math.isnan(v) else names.get(v, repr(v)) for v in x.flatten().tolist()]
+
+
+def test_spread_around_modes_is_the_packages(page):
+    """L.spreadAroundModes, which the langevin figure prints, returns what spread_around_modes returns on the
+    same points, to 1e-12 relative: over the finite chains only, when some are NaN or infinite, and NaN with
+    count 0 when none is finite."""
+    mix = GaussianMixture([[-5.0, -5.0], [5.0, 5.0], [3.0, -2.0]], [1.0, 0.7, 1.6], [0.2, 0.5, 0.3],
+                          dtype=torch.float64)
+    x = torch.rand(500, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64) * 20 - 10
+    nonfinite = torch.tensor([[math.nan, 1.0], [2.0, math.inf], [-math.inf, -math.inf], [math.nan, math.nan]],
+                             dtype=torch.float64)
+    cases = {"finite": x, "some chains not finite": torch.cat([x[:100], nonfinite, x[100:]]),
+             "none finite": nonfinite, "one chain": x[:1]}
+    for name, pts in cases.items():
+        got = js(page, "var p = Float64Array.from(a1.map(Number)); return L.spreadAroundModes(new L.Mixture(a0), p, "
+                 "p.length / 2);", live.mixture_config(mix), as_js_numbers(pts))
+        want = spread_around_modes(mix, pts)
+        assert got["count"] == want["count"], name
+        for key in ("variance", "variance_se", "std", "std_se"):
+            if math.isnan(want[key]):
+                assert got[key] is None, (name, key)  # NaN is null in JSON
+            else:
+                assert got[key] == pytest.approx(want[key], rel=1e-12, abs=0), (name, key)
+
+
+def test_uniform_starts_keep_the_kinds_draw_order(page):
+    """Chain i's x, then its y, each (u * 2 - 1) * lim: the order every seeded figure has always used."""
+    got = js(page, """var a = L.uniformStarts(new L.Rng(7), 50, 8), r = new L.Rng(7), b = [];
+        for (var i = 0; i < 100; i++) b.push((r.uniform() * 2 - 1) * 8);
+        return {a: Array.from(a), b: b};""")
+    assert got["a"] == got["b"]
+
+
+def emitted_settings(fig) -> dict:
+    """The settings JSON that a figure's HTML carries to its kind."""
+    html = fig._repr_html_()
+    start = html.index('class="ncsn-live-config">') + len('class="ncsn-live-config">')
+    return json.loads(html[start:html.index("</script>", start)].replace("<\\/", "</"))
+
+
+def figures_with_default_settings() -> list:
+    """One figure of every kind, made with the figure functions' own defaults (perturbed with and without networks)."""
+    from ncsn_edu.experiments.low_density import load_result
+    from ncsn_edu.resources import resource_path
+
+    mix, sigmas = GaussianMixture.paper_toy(), geometric_sigmas(20.0, 1.0, 10)
+    cond = ConditionalScoreMLP(sigmas, hidden=16)
+    result = load_result(resource_path("low_density_ssm.pt"))
+    first = min(int(s) for s in result["snapshots"])
+    return [live.langevin_figure(mix), live.mixing_figure(mix, sigmas), live.ncsn_field_figure(cond, mix),
+            live.ncsn_sampler_figure(cond, mix), live.perturbed_figure(mix),
+            live.perturbed_figure(mix, networks={1.0: ScoreMLP(hidden=8)}),
+            live.ssm_error_figure(result, steps=[first], n=10)]
+
+
+def test_every_setting_a_kind_reads_comes_from_python():
+    """Defaults live in Python only: each kind's JavaScript reads cfg.<name> with no fallback of its own
+    (cfg.x || default, cfg.x === undefined ? ...), and the settings its figure function emits hold every
+    such name, so a setting that Python does not send fails here and not as undefined in a reader's page."""
+    figures = figures_with_default_settings()
+    assert sorted({fig.kind for fig in figures}) == all_kinds()
+    for fig in figures:
+        source = kind_source(fig.kind)
+        assert "cfg[" not in source, fig.kind  # every read is cfg.<name>, which the scan below sees
+        fallbacks = re.findall(r"cfg\.\w+\s*(?:\|\||\?\?|[!=]==?\s*(?:undefined|null))", source)
+        assert not fallbacks, (fig.kind, fallbacks)
+        read = set(re.findall(r"\bcfg\.([A-Za-z_]\w*)", source))
+        assert read, fig.kind
+        missing = sorted(read - set(emitted_settings(fig)))
+        assert not missing, f"{fig.kind} reads settings that live.py does not send: {missing}"

@@ -9,21 +9,13 @@ import time
 
 import pytest
 import torch
-from browser import browser
-from test_live_perturbed import frames, pictures, show, state
+from live_pages import frames, pictures, show, state
 
 from ncsn_edu.figures import live
 from ncsn_edu.toy.closed_forms import langevin_stationary_variance
 from ncsn_edu.toy.distributions import GaussianMixture, nearest_component
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def drv():
-    driver = browser()
-    yield driver
-    driver.quit()
 
 
 def wait_for(drv, uid, steps, timeout=20.0):

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 from live_checks import check_live_figures
-from test_live import js, page  # noqa: F401  (the page fixture: a browser with the library loaded)
+from live_pages import js
 
 from ncsn_edu.figures import live
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
@@ -23,7 +23,7 @@ SIGMAS = geometric_sigmas(20.0, 1.0, 10)
 
 
 @pytest.mark.parametrize("convention", ["code", "perturbed"])
-def test_level_equilibrium_matches_the_package(page, convention):  # noqa: F811
+def test_level_equilibrium_matches_the_package(page, convention):
     for w in (0.8, 0.3):
         mix = GaussianMixture([[-5.0, -5.0], [5.0, 5.0]], [1.0, 1.0], [1 - w, w], dtype=torch.float64)
         got = js(page, "var m = new L.Mixture(a0); return a1.map(function (s) { return L.sideFraction(m, 1, s, a2); })",
@@ -41,7 +41,7 @@ def package_fractions(w, n, seed):
     return mode_fractions(mix, plain)[1].item(), mode_fractions(mix, annealed)[1].item()
 
 
-def test_the_figure_at_a_chosen_weight_agrees_with_the_package(page, tmp_path):  # noqa: F811
+def test_the_figure_at_a_chosen_weight_agrees_with_the_package(page, tmp_path):
     """Weight 0.35 set with the slider (default 0.8): annealed Langevin in the page tracks it, plain
     Langevin keeps its start's split, both as the package's own runs do, within 4 standard errors of
     the difference (1280 chains in the page, 4000 in the package)."""

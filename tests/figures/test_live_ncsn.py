@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 from live_checks import check_live_figures, live_browser
-from test_live import js, page  # noqa: F401  (the page fixture: a browser with the library loaded)
+from live_pages import js
 
 from ncsn_edu.figures import live
 from ncsn_edu.sampling import annealed_langevin_dynamics
@@ -29,7 +29,7 @@ def net():
     return train_toy_ncsn(SIGMAS, n_steps=300, hidden=32, seed=0)[0]
 
 
-def test_field_error_matches_a_direct_computation(page, net):  # noqa: F811
+def test_field_error_matches_a_direct_computation(page, net):
     nx, lim, level = 40, 8.0, 6
     sigma = SIGMAS[level].item()
     got = js(page, "return L.fieldError(new L.Mixture(a0), new L.Network(a1), a2, a3, a4, a5, null);",
@@ -50,7 +50,7 @@ def test_field_error_matches_a_direct_computation(page, net):  # noqa: F811
                                                rel=1e-9)
 
 
-def test_level_subsets_keep_the_first_and_last_level(page):  # noqa: F811
+def test_level_subsets_keep_the_first_and_last_level(page):
     got = js(page, "return [10, 1, 4, 2].map(function (k) { return L.levelSubset(10, k); });")
     assert got == [list(range(10)), [9], [0, 3, 6, 9], [0, 9]]
 
@@ -80,13 +80,13 @@ def agree(got, ref, n_page, n_ref):
     assert abs(got - ref) < 4 * se, (got, ref, se)
 
 
-def test_page_sampler_with_the_network_agrees_with_the_package(page, net, tmp_path):  # noqa: F811
+def test_page_sampler_with_the_network_agrees_with_the_package(page, net, tmp_path):
     state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, seed=1), {}, 1000)
     assert state["t"] == state["total"] == 1000 and state["network_levels"] == list(range(10))
     agree(state["fraction"], package_fraction(net, SIGMAS, 4000, seed=0), 1280, 4000)
 
 
-def test_page_sampler_with_exact_scores_and_four_levels_agrees_with_the_package(page, net, tmp_path):  # noqa: F811
+def test_page_sampler_with_exact_scores_and_four_levels_agrees_with_the_package(page, net, tmp_path):
     """L = 4 levels from 20 to 1, T = 50, eps = 0.2 set with the figure's controls."""
     state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, seed=2),
                        {"scores": "exact", "n_levels": 4, "n_steps_each": 50, "eps": 0.2}, 200)
@@ -112,7 +112,7 @@ def test_both_ncsn_figures_respond(net, tmp_path):
         live.ncsn_sampler_figure(net, MIX, convention="other")
 
 
-def test_page_sampler_diverges_where_the_package_does(page, net, tmp_path):  # noqa: F811
+def test_page_sampler_diverges_where_the_package_does(page, net, tmp_path):
     """eps = 5 is past the top level's stability threshold (alpha_1 = 400 eps > 4 (1 + 20^2)): the
     package's float32 chains overflow and end as NaN (chapter 9's table). The page computes in
     float64, where the chains could shrink back from 1e100 at the stable bottom levels; it must
@@ -127,7 +127,7 @@ def test_page_sampler_diverges_where_the_package_does(page, net, tmp_path):  # n
 
 
 @pytest.mark.parametrize("level", [0, 9])
-def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, level):  # noqa: F811
+def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, level):
     """The figure's relative error (the grid quadrature over a square that holds q) agrees with
     the Monte Carlo estimate on samples of q_sigma that chapter 8's table prints, within four
     standard errors (delta method). At sigma_1 = 20 most of q lies outside the [-8, 8]^2 window,
@@ -151,7 +151,7 @@ def test_field_figure_prints_the_chapters_relative_error(page, net, tmp_path, le
     assert abs(state["rms_relative_error"] - ref) < 4 * se, (state["rms_relative_error"], ref, se)
 
 
-def test_the_level_slider_shows_the_levels_the_network_uses(page, net, tmp_path):  # noqa: F811
+def test_the_level_slider_shows_the_levels_the_network_uses(page, net, tmp_path):
     """The level-conditioned network has ten levels: asking it for 20 runs ten, and the slider says 10."""
     state = run_figure(page, tmp_path, live.ncsn_sampler_figure(net, MIX, n=100), {"n_levels": 20}, 0)
     assert state["network_levels"] == list(range(10)) and state["total"] == 1000

@@ -5,56 +5,15 @@ to the slider's; moving the slider to a value on no grid and clicking a plot cha
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from browser import browser
-from test_live import trained_like
+from live_pages import frames, pictures, show, state, trained_like
 
 from ncsn_edu.figures import live
 from ncsn_edu.toy.distributions import GaussianMixture
 from ncsn_edu.toy.nets import ScoreMLP
 
 pytestmark = pytest.mark.slow
-
-ERRORS = """<script>window.__errors = [];
-window.addEventListener("error", function (e) { window.__errors.push(String(e.message)); });
-var __ce = console.error;
-console.error = function () { window.__errors.push(Array.from(arguments).join(" ")); __ce.apply(console, arguments); };
-</script>"""
-
-
-@pytest.fixture(scope="module")
-def drv():
-    driver = browser()
-    yield driver
-    driver.quit()
-
-
-def show(drv, tmp_path, fig):
-    """Load a page holding only ``fig`` and return its root element's id."""
-    path = tmp_path / f"{fig.uid}.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{ERRORS}"
-                    f"{fig._repr_html_()}</body></html>")
-    drv.get(path.as_uri())
-    return fig.uid
-
-
-def state(drv, uid):
-    return json.loads(drv.execute_script(f"return document.getElementById('{uid}').state();"))
-
-
-def frames(drv, n=3):
-    """Let n animation frames run."""
-    drv.execute_async_script("var done = arguments[0], k = " + str(n) + ";"
-                             "(function f() { if (k-- <= 0) done(); else requestAnimationFrame(f); })();")
-
-
-def pictures(drv, uid):
-    return drv.execute_script(f"return Array.from(document.getElementById('{uid}').querySelectorAll('canvas'))"
-                              ".map(function (c) {{ return c.toDataURL(); }});")
-
 
 def move_slider(drv, uid, position):
     drv.execute_script(f"var s = document.getElementById('{uid}').querySelector('input[name=sigma]');"

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 from browser import browser
+from live_pages import page_html
 
 from ncsn_edu.experiments.low_density import load_result
 from ncsn_edu.figures.live import SSM_ERROR_BANDS, ssm_error_figure
@@ -28,10 +29,6 @@ from ncsn_edu.toy.nets import ScoreMLP, model_at
 pytestmark = pytest.mark.slow
 
 MIX64 = GaussianMixture.paper_toy(dtype=torch.float64)
-ERRORS = """<script>window.__errors = [];
-window.addEventListener("error", function (e) { window.__errors.push(String(e.message)); });
-var __ce = console.error; console.error = function () {
-  window.__errors.push(Array.prototype.join.call(arguments, " ")); __ce.apply(console, arguments); };</script>"""
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +44,7 @@ def page(result, tmp_path_factory):
     ax.plot([0, 1])
     fig = ssm_error_figure(result, fallback=fallback, title="test")
     path = tmp_path_factory.mktemp("ssm_error") / "page.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{ERRORS}"
-                    f"{fig._repr_html_()}</body></html>")
+    path.write_text(page_html(fig._repr_html_()))
     drv = browser()
     drv.set_window_size(1300, 1200)
     drv.get(path.as_uri())
