@@ -14,6 +14,7 @@ import torch
 
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.toy.distributions import GaussianMixture
+from ncsn_edu.toy.domain import uniform_starts
 
 
 def gaussian_level_score(mean, variances):
@@ -39,7 +40,7 @@ def test_stationary_mean_and_variance_match_the_discrete_chain(convention):
     eps = 0.5
     a = eps if convention == "paper" else 2 * eps  # the step of the last level
     g = torch.Generator().manual_seed(0)
-    x0 = torch.rand(8000, 2, generator=g) * 16 - 8
+    x0 = uniform_starts(8000, generator=g)
     x = annealed_langevin_dynamics(gaussian_level_score(3.0, variances), x0, sigmas, eps, 60, g, convention=convention)
     want = stationary_variance(a, variances[-1])
     # The discretised chain's variance, not the continuous one, is what Langevin reaches.
@@ -155,7 +156,7 @@ def test_bad_arguments_raise():
 def test_langevin_samples_a_gaussian():
     target = GaussianMixture([[2.0, -1.0]], 0.5, dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
-    x0 = torch.rand(4000, 2, generator=g, dtype=torch.float64) * 16 - 8
+    x0 = uniform_starts(4000, generator=g, dtype=torch.float64)
     x = langevin_dynamics(target.score, x0, step_size=0.01, n_steps=800, generator=g)
     assert torch.allclose(x.mean(0), torch.tensor([2.0, -1.0], dtype=torch.float64), atol=0.04)
     # the discretised chain has a slightly inflated variance: for an OU process with step eps

@@ -23,6 +23,7 @@ from ncsn_edu.score_sde import (
     rademacher,
 )
 from ncsn_edu.toy.distributions import GaussianMixture
+from ncsn_edu.toy.domain import uniform_starts
 
 
 def gaussian_score(data_var):
@@ -102,7 +103,7 @@ def test_corrector_only_is_annealed_langevin_and_evaluations_are_counted():
     mix = GaussianMixture.paper_toy()
     sigmas = geometric_sigmas(20.0, 1.0, 5)
     levels = [mix.perturbed(s) for s in sigmas.tolist()]
-    x0 = torch.rand(64, 2, generator=torch.Generator().manual_seed(0)) * 16 - 8
+    x0 = uniform_starts(64, generator=torch.Generator().manual_seed(0))
     score = CountingScore(lambda x, s: mix.perturbed(s).score(x))
     a = pc_sampler(score, x0, sigmas, predictor=False, n_corrector=7, eps=0.1,
                    generator=torch.Generator().manual_seed(3))

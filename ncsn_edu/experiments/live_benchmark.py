@@ -38,6 +38,7 @@ from ncsn_edu.figures import live
 from ncsn_edu.sampling import step_coefficients
 from ncsn_edu.schedules import geometric_sigmas
 from ncsn_edu.toy.distributions import GaussianMixture, annealed_score_fn
+from ncsn_edu.toy.domain import uniform_starts
 from ncsn_edu.toy.nets import ConditionalScoreMLP
 
 WORKLOADS = {"exact": 2000, "network": 1000, "network_128": 1000}
@@ -94,7 +95,7 @@ def torch_speed(kind: str, n: int, seconds: float, model=None) -> float:
         sigmas = geometric_sigmas(20.0, 1.0, 10).double()
         score = annealed_score_fn(mix, sigmas, "perturbed") if kind == "exact" else copy.deepcopy(model).double()
         gen = torch.Generator().manual_seed(0)
-        x = (torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1) * 8
+        x = uniform_starts(n, generator=gen, dtype=torch.float64)
         labels = torch.zeros(n, dtype=torch.long)
         steps, t0 = 0, time.perf_counter()
         with torch.no_grad():

@@ -11,6 +11,7 @@ import torch
 from ncsn_edu.schedules import geometric_sigmas
 from ncsn_edu.toy.annealing_theory import equilibrium_side_fraction, side_mass
 from ncsn_edu.toy.distributions import GaussianMixture, mode_fractions
+from ncsn_edu.toy.domain import uniform_starts
 
 
 def _phi(x):
@@ -56,7 +57,7 @@ def test_annealed_split_follows_each_levels_equilibrium_and_freezes_at_the_middl
     torch.set_num_threads(1)
     mixture, sigmas, n = GaussianMixture.paper_toy(), geometric_sigmas(20.0, 1.0, 10), 3000
     g = torch.Generator().manual_seed(7)
-    start = (torch.rand(n, 2, generator=g) * 2 - 1) * 8
+    start = uniform_starts(n, generator=g)
     _, states = annealed_langevin_dynamics(annealed_score_fn(mixture, sigmas, "code"), start, sigmas, 0.1, 100, g,
                                            keep_every=100)
     sides = torch.stack([nearest_component(mixture, s) for s in states]).double()  # (11, n)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ncsn_edu.toy.distributions import GaussianMixture
+from ncsn_edu.toy.domain import uniform_starts
 from ncsn_edu.toy.metrics import energy_distance, score_error_by_band
 
 
@@ -19,7 +20,7 @@ def test_rotated_scores_give_the_known_error_and_cosine_per_band():
     # In band k the model is the exact score turned by angle_k (more than 90 degrees in the first band):
     # relative error 2 sin(angle_k / 2), cosine cos(angle_k), mean error 2 sin(angle_k / 2) times the mean
     # length of the exact score.
-    x = (torch.rand(3000, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 8
+    x = uniform_starts(3000, generator=torch.Generator().manual_seed(0))
     value = (x[:, 0] + x[:, 1]).abs()
     edges = [0.0, 1.0, 2.0, 4.0, 8.0, 17.0]
     angles = torch.tensor([2.5, 1.0, 0.5, 0.2, 0.05], dtype=torch.float64)

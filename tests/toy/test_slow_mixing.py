@@ -13,6 +13,7 @@ import torch
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
 from ncsn_edu.toy.distributions import GaussianMixture, annealed_score_fn, mode_fractions, nearest_component
+from ncsn_edu.toy.domain import uniform_starts
 
 #: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
 pytestmark = pytest.mark.slow
@@ -72,7 +73,7 @@ def _figure3(seed, convention="code"):
     mix = GaussianMixture.paper_toy()
     sigmas = geometric_sigmas(20.0, 1.0, 10)
     g = torch.Generator().manual_seed(seed)
-    start = (torch.rand(1280, 2, generator=g) * 2 - 1) * 8
+    start = uniform_starts(1280, generator=g)
     lang = langevin_dynamics(mix.score, start, 0.1, 1000, g)
     ann = annealed_langevin_dynamics(annealed_score_fn(mix, sigmas, convention), start, sigmas, 0.1, 100, g)
     return [mode_fractions(mix, x)[1].item() for x in (start, mix.sample(1280, g), lang, ann)]

@@ -8,6 +8,7 @@ import torch
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
 from ncsn_edu.toy.distributions import GaussianMixture, mode_fractions
+from ncsn_edu.toy.domain import uniform_starts
 from ncsn_edu.toy.metrics import per_level_score_errors, relative_score_error
 from ncsn_edu.toy.training import train_toy_ncsn
 
@@ -16,10 +17,6 @@ pytestmark = pytest.mark.slow
 
 MIX = GaussianMixture.paper_toy()
 SIGMAS = geometric_sigmas(20.0, 1.0, 10)
-
-
-def uniform_start(n, generator):
-    return torch.rand(n, 2, generator=generator) * 16 - 8
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,7 +62,7 @@ def test_annealed_langevin_with_the_learned_scores_recovers_the_mode_weights(tra
     must land in the (5, 5) mode, whatever the training seed and sampling seed."""
     for seed, (model, _) in trained.items():
         g = torch.Generator().manual_seed(100 + seed)
-        x = annealed_langevin_dynamics(model, uniform_start(1280, g), SIGMAS, 0.1, 100, g)
+        x = annealed_langevin_dynamics(model, uniform_starts(1280, generator=g), SIGMAS, 0.1, 100, g)
         frac = mode_fractions(MIX, x)[1].item()
         assert frac == pytest.approx(0.8, abs=0.05), (seed, frac)
 
@@ -76,7 +73,7 @@ def test_single_sigma_baseline_with_plain_langevin_misses_the_weights():
     samples about evenly between the modes instead of 1:4."""
     model, _ = train_toy_ncsn([1.0], seed=0)
     g = torch.Generator().manual_seed(5)
-    x = langevin_dynamics(model.level_score(0), uniform_start(1280, g), 0.1, 1000, g)
+    x = langevin_dynamics(model.level_score(0), uniform_starts(1280, generator=g), 0.1, 1000, g)
     frac = mode_fractions(MIX, x)[1].item()
     assert frac < 0.65, frac
 
