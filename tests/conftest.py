@@ -27,6 +27,36 @@ def one_thread():
     yield
     torch.set_num_threads(before)
 
+@pytest.fixture(scope="session")
+def _fake_mnist_roots():
+    return {}
+
+
+@pytest.fixture
+def mnist_root(request, _fake_mnist_roots, tmp_path_factory):
+    """A folder with a small fake MNIST in MNIST's own files (``write_fake_mnist``), written once
+    per size in a session. Its size is the closest ``fake_mnist(n_train=..., n_test=...)`` mark
+    (the test's, else its module's ``pytestmark``), else write_fake_mnist's default (256, 64)."""
+    from image_train_helpers import write_fake_mnist
+
+    mark = request.node.get_closest_marker("fake_mnist")
+    size = {"n_train": 256, "n_test": 64, **(mark.kwargs if mark else {})}
+    key = (size["n_train"], size["n_test"])
+    if key not in _fake_mnist_roots:
+        root = tmp_path_factory.mktemp(f"mnist_{key[0]}_{key[1]}")
+        write_fake_mnist(root, **size)
+        _fake_mnist_roots[key] = root
+    return _fake_mnist_roots[key]
+
+
+@pytest.fixture
+def fake_weights(tmp_path):
+    """A stand-in for the Inception weights file of ``evaluate_images``."""
+    path = tmp_path / "inception.pth"
+    path.write_bytes(b"stand-in")  # only its existence is checked before the (stubbed) metric
+    return path
+
+
 def pytest_collection_modifyitems(config, items):
     """The files marked ``slow`` (pytestmark = pytest.mark.slow) first, otherwise in the
     collected order. ``dev.py test`` hands whole files to its parallel workers in this
@@ -93,6 +123,7 @@ class _ModuleSkipsUnderCI:
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "fake_mnist(n_train, n_test): the size of the mnist_root fixture's data set")
     config.pluginmanager.register(_ModuleSkipsUnderCI(config), "ncsn_edu_module_skips_under_ci")
 
 

@@ -96,6 +96,31 @@ def write_fake_mnist(root, n_train: int = 256, n_test: int = 64, seed: int = 0) 
     return raw
 
 
+def write_idx(root, folder: str, train: np.ndarray, test: np.ndarray) -> Path:
+    """uint8 images ``(N, 28, 28)`` as the uncompressed IDX files torchvision reads from
+    ``root/<folder>/raw`` (``MNIST`` or ``FashionMNIST``), with labels ``i % 10``."""
+    raw = Path(root) / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, imgs in (("train", train), ("t10k", test)):
+        n = len(imgs)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28)
+                                                          + imgs.astype(np.uint8).tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n)
+                                                          + (np.arange(n) % 10).astype(np.uint8).tobytes())
+    return raw
+
+
+def tiny_args(root, out, *extra):
+    return ["--data-root", str(root), "--out", str(out), "--ngf", "4", "--batch-size", "8", "--test-batches", "0",
+            "--sample-n", "1", "--sample-steps-each", "1", "--no-progress", *extra]
+
+
+#: A few steps of the tiny network on ``mnist_root``; a test overrides what it needs
+SMALL = dict(ngf=4, batch_size=16, n_iters=4, ckpt_every=2, log_every=2, test_every=2, test_batches=1,
+             sample_every=100, sample_n=2, sample_steps_each=1, progress=False)
+
+
+
 def _launch(argv):
     sep = argv.index("--") if "--" in argv else len(argv)
     own, rest = argv[:sep], argv[sep + 1:]

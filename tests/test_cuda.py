@@ -33,15 +33,12 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from image_train_helpers import write_fake_mnist  # noqa: E402
-
 #: The device under test. `NCSN_EDU_TEST_DEVICE=cpu` rehearses the whole file on a CPU
 #: (gloo instead of NCCL; slow compilation), which is how gpu/session.sh was prepared.
 DEVICE = os.environ.get("NCSN_EDU_TEST_DEVICE", "cuda")
-pytestmark = pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(),
-                                reason="needs a CUDA device (run by gpu/session.sh)")
+pytestmark = [pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(),
+                                 reason="needs a CUDA device (run by gpu/session.sh)"),
+              pytest.mark.fake_mnist(n_train=256, n_test=64)]  # the size of mnist_root (tests/conftest.py)
 
 HELPER = Path(__file__).parent / "image_train_helpers.py"
 
@@ -54,13 +51,6 @@ def report(name: str, **values) -> None:
     if path:
         with open(path, "a") as f:
             f.write(line + "\n")
-
-
-@pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_fake_mnist(root, n_train=256, n_test=64)
-    return root
 
 
 def cuda_cfg(root, out, **kw):

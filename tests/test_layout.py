@@ -208,3 +208,12 @@ def test_the_old_path_pattern_passes_new_paths(line):
 if __name__ == "__main__":
     for module, deps in sorted(import_graph().items()):
         print(module.removeprefix("ncsn_edu."), "->", ", ".join(sorted(d.removeprefix("ncsn_edu.") for d in deps)))
+
+
+def test_no_module_imports_a_private_name_of_another():
+    bad = []
+    for path in sorted((ROOT / "ncsn_edu").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("ncsn_edu")):
+                bad += [f"{path.name}: {a.name} from {node.module}" for a in node.names if a.name.startswith("_")]
+    assert bad == []

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from image_train_helpers import Crash, crashing_factory, tiny_factory, write_fake_mnist
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from image_train_helpers import Crash, crashing_factory, tiny_factory, write_fake_mnist  # noqa: E402
-
-from ncsn_edu import sample_images as si  # noqa: E402
-from ncsn_edu import train_images as ti  # noqa: E402
-from ncsn_edu.images import trainer  # noqa: E402
-from ncsn_edu.images.batches import ImageSet  # noqa: E402
-from ncsn_edu.images.inpainting import annealed_langevin_inpainting  # noqa: E402
-from ncsn_edu.images.presets import TrainConfig  # noqa: E402
-from ncsn_edu.images.refinenet import CondInstanceNormPlus, CondRefineNetDilated  # noqa: E402
-from ncsn_edu.images.samples import to_uint8  # noqa: E402
-from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
+from ncsn_edu import sample_images as si
+from ncsn_edu import train_images as ti
+from ncsn_edu.images import trainer
+from ncsn_edu.images.batches import ImageSet
+from ncsn_edu.images.inpainting import annealed_langevin_inpainting
+from ncsn_edu.images.presets import TrainConfig
+from ncsn_edu.images.refinenet import CondInstanceNormPlus, CondRefineNetDilated
+from ncsn_edu.images.samples import to_uint8
+from ncsn_edu.schedules import geometric_sigmas
 
 # ----------------------------------------------------------------------------- inpainting (Algorithm 2)
 

@@ -1,71 +1,19 @@
-"""Sampling and inpainting commands (ncsn_edu.sample_images): Algorithm 2 against an
-exact Gaussian score, resumable sample shards, and the command line on a checkpoint of
-a tiny run."""
+"""Sampling and inpainting commands (ncsn_edu.sample_images) on a checkpoint of a tiny run:
+samples, shards, inpainting (also of a user's image folder, cropped and resized), and a
+clear error for a checkpoint it cannot read."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from image_train_helpers import tiny_factory, write_fake_mnist
+from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
-
-from ncsn_edu import sample_images as si  # noqa: E402
-from ncsn_edu.images import trainer  # noqa: E402
-from ncsn_edu.images.inpainting import left_half_mask  # noqa: E402
-from ncsn_edu.images.presets import TrainConfig  # noqa: E402
-from ncsn_edu.images.samples import generate, inpaint, read_shards, write_shards  # noqa: E402
-from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
-
-
-class GaussianScore(torch.nn.Module):
-    """The exact noise-conditional score of pixels i.i.d. N(mu, s^2): the data convolved
-    with N(0, sigma_i^2) is N(mu, s^2 + sigma_i^2), whose score is -(x - mu)/(s^2 + sigma_i^2)."""
-
-    def __init__(self, mu, s, sigmas):
-        super().__init__()
-        self.mu, self.s = mu, s
-        self.register_buffer("sigmas", torch.as_tensor(sigmas, dtype=torch.float32))
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, labels):
-        var = self.s**2 + self.sigmas[labels].view(-1, 1, 1, 1) ** 2
-        return -(x - self.mu) / var
-
-
-def test_inpainting_keeps_known_pixels_and_samples_the_conditional():
-    sigmas = geometric_sigmas(1, 0.01, 10)
-    mu, s = 0.5, 0.1
-    model = GaussianScore(mu, s, sigmas)
-    images = torch.full((2, 1, 8, 8), 0.9)  # known pixels far from the mean
-    mask = left_half_mask((1, 8, 8))
-    out = inpaint(model, sigmas, images, mask, completions=50, seed=3)
-    assert out.shape == (2, 50, 1, 8, 8)
-    assert torch.equal(out[..., :4], images.unsqueeze(1).expand(2, 50, 1, 8, 8)[..., :4])  # kept exactly
-    # Independent pixels: the unknown half follows N(mu, s^2) whatever the known half is.
-    gen = out[..., 4:]
-    assert gen.mean().item() == pytest.approx(mu, abs=0.01)
-    assert gen.std().item() == pytest.approx(s, rel=0.15)
-
-
-def test_generate_samples_the_gaussian_and_shards_resume(tmp_path):
-    sigmas = geometric_sigmas(1, 0.01, 10)
-    model = GaussianScore(0.3, 0.05, sigmas)
-    x = generate(model, sigmas, 64, (1, 4, 4), n_steps_each=50, seed=1)
-    assert x.mean().item() == pytest.approx(0.3, abs=0.01)
-    assert x.std().item() == pytest.approx(0.05, rel=0.2)
-    kw = dict(n_steps_each=5, progress=False)
-    write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "a", batch=4, **kw)
-    write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "b", batch=4, **kw)
-    (tmp_path / "b" / "shard_00001.npz").unlink()  # as if stopped before the second shard
-    write_shards(model, sigmas, 10, (1, 4, 4), tmp_path / "b", batch=4, **kw)
-    a, b = read_shards(tmp_path / "a"), read_shards(tmp_path / "b")
-    assert a.shape == (10, 1, 4, 4) and a.dtype == torch.uint8 and torch.equal(a, b)
+from ncsn_edu import sample_images as si
+from ncsn_edu.images import trainer
+from ncsn_edu.images.presets import TrainConfig
+from ncsn_edu.images.samples import read_shards
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +55,31 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert "cannot read checkpoint" in capsys.readouterr().err
     assert si.main(["sample", str(tmp_path / "missing.pt"), "--no-progress"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_inpaint_command_reads_a_cropped_resized_image_folder(tmp_path, capsys, monkeypatch):
+    torch.set_num_threads(1)
+    monkeypatch.setenv("NCSN_EDU_DATA", str(tmp_path / "data_root"))  # its image cache goes there
+    monkeypatch.chdir(tmp_path)  # a default output file must not land in the checkout
+    write_fake_mnist(tmp_path / "mnist", n_train=32, n_test=8)
+    cfg = TrainConfig(dataset="mnist", out=str(tmp_path / "run"), data_root=str(tmp_path / "mnist"), ngf=4,
+                         batch_size=8, n_iters=2, ckpt_every=2, test_batches=0, sample_every=100, sample_n=4,
+                         sample_steps_each=1, progress=False)
+    trainer.train(cfg, model_factory=tiny_factory, log=lambda *a: None)
+    ck = str(tmp_path / "run" / "checkpoint.pt")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mine"
+    for k in range(3):  # grey 40x36 images in a flat folder: crop 32, resize 28 for the 28x28 model
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (36, 40), dtype=np.uint8)).save(folder / f"{k}.png")
+    common = ["--n-images", "2", "--completions", "2", "--steps-each", "1", "--no-progress"]
+    rc = si.main(["inpaint", ck, "--dataset", "folder", "--data-root", str(folder), "--image-size", "28",
+                  "--crop", "32", "--grid", str(tmp_path / "i.png"), *common], model_factory=tiny_factory)
+    out = capsys.readouterr().out
+    assert rc == 0 and "centre crop 32, resized to 28" in out and str(folder) in out
+    grid = np.asarray(Image.open(tmp_path / "i.png"))
+    assert grid.shape[:2] == (2 * 28 + 3 * 2, 4 * 28 + 5 * 2)
+    # without resizing the 40x36 images do not fit the 28x28 model: a clear error
+    rc = si.main(["inpaint", ck, "--dataset", "folder", "--data-root", str(folder), *common],
+                 model_factory=tiny_factory)
+    assert rc == 1 and "pass --image-size" in capsys.readouterr().err

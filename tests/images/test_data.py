@@ -1,12 +1,14 @@
 """ncsn_edu.images.data: CIFAR-10 from its torchvision format or an image folder, any image folder,
-the decoded-image cache and the messages for bad input."""
+the decoded-image cache and the messages for bad input, and ``flip=True`` mirroring half the images."""
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from fake_cifar import trust_fake_cifar10, write_fake_cifar10
+from image_train_helpers import write_idx
 from PIL import Image
 
 from ncsn_edu.images.data import CIFAR10_CLASSES, image_dataset, jpeg_quality
@@ -247,3 +249,29 @@ def test_read_only_cache_falls_back_to_decoding(tmp_path):
     with pytest.warns(UserWarning, match="could not write the image cache"):
         ds = image_dataset("folder", root=d, cache_dir=blocker / "cache")
     assert len(ds) == 1 and ds.cache is None
+
+
+def test_image_dataset_flip_mirrors_half_the_images(tmp_path):
+    # Catches: flips that never or always happen, happen with another probability, or are
+    # not left-right mirrors. 2,000 draws: the count of flips is Binomial(2000, 1/2),
+    # standard deviation sqrt(2000)/2 = 22; the test allows 4 of them (so it catches a
+    # probability off by 0.1 or more with 5 standard deviations to spare).
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[:, :7] = 200  # bright on the left only
+    img[3, 2] = 17  # and asymmetric up-down
+    root = tmp_path / "data"
+    write_idx(root, "MNIST", img[None].repeat(2, 0), img[None])
+    ds = image_dataset("mnist", train=True, root=root, flip=True, download=False)
+    plain = torch.from_numpy(img).float()[None] / 255
+    n, flipped = 2000, 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for i in range(n):
+            x, _ = ds[i % 2]
+            if torch.equal(x, plain.flip(-1)):
+                flipped += 1
+            else:
+                assert torch.equal(x, plain)
+    assert abs(flipped - n / 2) < 4 * math.sqrt(n) / 2, flipped
+    ds = image_dataset("mnist", train=True, root=root, flip=False, download=False)
+    assert all(torch.equal(ds[i % 2][0], plain) for i in range(50))

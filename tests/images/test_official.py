@@ -4,22 +4,18 @@ made), clear errors, and sampling/inpainting from an official-layout checkpoint.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from image_train_helpers import write_fake_mnist
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-
-from image_train_helpers import write_fake_mnist  # noqa: E402
-
-from ncsn_edu import sample_images as si  # noqa: E402
-from ncsn_edu.images import official  # noqa: E402
-from ncsn_edu.images.refinenet import CondRefineNetDilated  # noqa: E402
-from ncsn_edu.images.samples import generate, read_shards, to_uint8  # noqa: E402
-from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
+from ncsn_edu import sample_images as si
+from ncsn_edu.images import official
+from ncsn_edu.images.refinenet import CondRefineNetDilated
+from ncsn_edu.images.samples import generate, read_shards, to_uint8
+from ncsn_edu.schedules import geometric_sigmas
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 DATASET_OF = {"c1": "mnist", "c3": "cifar10"}
@@ -37,8 +33,6 @@ DEPTH = 120
 
 def tolerance(dtype, out: torch.Tensor) -> float:
     return DEPTH * torch.finfo(dtype).eps * out.abs().max().item()
-
-
 
 
 @pytest.fixture(scope="module")

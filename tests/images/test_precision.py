@@ -5,33 +5,25 @@ state that training leaves alone. All on the CPU (fp16 and bf16 autocast run the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from image_train_helpers import SMALL, tiny_factory
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
+from ncsn_edu.images import precision, trainer
+from ncsn_edu.images.checkpoints import read_checkpoint
+from ncsn_edu.images.presets import TrainConfig
 
-from image_train_helpers import tiny_factory, write_fake_mnist  # noqa: E402
-
-from ncsn_edu.images import precision, trainer  # noqa: E402
-from ncsn_edu.images.checkpoints import read_checkpoint  # noqa: E402
-from ncsn_edu.images.presets import TrainConfig  # noqa: E402
-
-SMALL = dict(dataset="mnist", ngf=4, batch_size=16, ckpt_every=100, log_every=1, test_every=100, test_batches=0,
-             sample_every=1000, sample_n=1, sample_steps_each=1, progress=False, device="cpu", tensorboard="off")
-
-
-@pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_fake_mnist(root, n_train=64, n_test=16)
-    return root
+#: The runs here: SMALL's network and batch, one log row a step, no checkpoint, held-out loss or
+#: sample grid unless a test asks (every test sets n_iters). mnist_root: 64 training and 16 test images.
+RUN = dict(SMALL, dataset="mnist", ckpt_every=100, log_every=1, test_every=100, test_batches=0, sample_every=1000,
+           sample_n=1, device="cpu", tensorboard="off")
+pytestmark = pytest.mark.fake_mnist(n_train=64, n_test=16)
 
 
 def cfg(root, out, **kw):
-    return TrainConfig(out=str(out), data_root=str(root), **dict(SMALL, **kw))
+    return TrainConfig(out=str(out), data_root=str(root), **dict(RUN, **kw))
 
 
 # The decision: (device type, capability) -> (precision, compile), for --amp auto --compile auto.

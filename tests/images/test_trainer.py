@@ -1,28 +1,22 @@
-"""The image trainer (ncsn_edu.train_images): trains, checkpoints, resumes exactly,
-rejects bad inputs (SIGKILL and torchrun: tests/images/test_trainer_processes.py). Runs on CPU with a tiny
-stand-in network (tests/image_train_helpers.py) on small generated data sets written in
-MNIST's and CIFAR-10's own file formats."""
+"""The image trainer (ncsn_edu.images.trainer): trains, checkpoints, resumes exactly, refuses
+to resume with other settings, other dequantisation or other data, stops cleanly, records
+its data source, and trains on a folder of PNG files (the command, SIGKILL and torchrun:
+tests/test_train_images.py). Runs on CPU with a tiny stand-in network
+(tests/image_train_helpers.py) on small generated data sets written in MNIST's own file
+format."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from image_train_helpers import SMALL, TinyScore, tiny_factory
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-
-from image_train_helpers import TinyScore, tiny_factory, write_fake_mnist  # noqa: E402
-
-from ncsn_edu import train_images as ti  # noqa: E402
-from ncsn_edu.images import trainer  # noqa: E402
-from ncsn_edu.images.batches import StepBatches  # noqa: E402
-from ncsn_edu.images.checkpoints import load_checkpoint, read_checkpoint  # noqa: E402
-from ncsn_edu.images.presets import TrainConfig  # noqa: E402
-from ncsn_edu.images.train_step import dsm_per_sample  # noqa: E402
-from ncsn_edu.schedules import geometric_sigmas  # noqa: E402
-from ncsn_edu.toy.losses import anneal_dsm_loss  # noqa: E402
+from ncsn_edu.images import checkpoints, presets, trainer
+from ncsn_edu.images.checkpoints import load_checkpoint, read_checkpoint
+from ncsn_edu.images.presets import TrainConfig
+from ncsn_edu.schedules import geometric_sigmas
 
 
 def tiny_cfg(root, out, **kw):
@@ -35,27 +29,8 @@ def tiny_cfg(root, out, **kw):
 
 QUIET = dict(model_factory=tiny_factory, log=lambda *a: None)
 
-
-
-
-@pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_fake_mnist(root, n_train=128, n_test=32)
-    return root
-
-
-def test_engine_loss_is_the_papers_anneal_dsm_loss():
-    torch.manual_seed(0)
-    net = TinyScore(1, 4, 10, 28)
-    x = torch.rand(6, 1, 28, 28)
-    sigmas = geometric_sigmas(1, 0.01, 10)
-    labels = torch.tensor([0, 3, 9, 1, 5, 9])
-    g = torch.Generator().manual_seed(5)
-    ref = anneal_dsm_loss(net, x, sigmas, labels=labels, generator=g, reduction="none")
-    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
-    ours = dsm_per_sample(net, x, labels, z, sigmas)
-    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
+#: mnist_root (tests/conftest.py) holds 128 training and 32 test images here, unless a test says otherwise.
+pytestmark = pytest.mark.fake_mnist(n_train=128, n_test=32)
 
 
 def test_trains_checkpoints_and_loads(mnist_root, tmp_path):
@@ -141,83 +116,10 @@ def test_non_finite_loss_stops_with_last_checkpoint_intact(mnist_root, tmp_path)
     assert read_checkpoint(out / "checkpoint.pt")["step"] == 4
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "svhn"], "unknown data set"),
-    (["--sigma-begin", "0.01", "--sigma-end", "1"], "below --sigma-end"),
-    (["--batch-size", "0"], "--batch-size must be positive"),
-    (["--batch-size", "-4"], "--batch-size must be positive"),
-    (["--data-root", "/nonexistent/ncsn"], "is not a folder"),
-])
-def test_bad_inputs_give_clear_errors_and_write_nothing(tmp_path, capsys, args, message):
-    out = tmp_path / "run"
-    rc = ti.main(["--out", str(out), "--no-progress"] + args, model_factory=tiny_factory)
-    assert rc == 1
-    assert message in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_unreadable_checkpoint_is_an_error_and_is_not_overwritten(mnist_root, tmp_path, capsys):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
-    rc = ti.main(["--out", str(out), "--data-root", str(mnist_root), "--ngf", "4", "--batch-size", "16",
-                  "--n-iters", "4", "--no-progress"], model_factory=tiny_factory)
-    assert rc == 1
-    assert "cannot read checkpoint" in capsys.readouterr().err
-    assert (out / "checkpoint.pt").read_bytes() == b"not a checkpoint at all"
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
-
-
 def test_resume_with_other_settings_is_refused(mnist_root, tmp_path):
     trainer.train(tiny_cfg(mnist_root, tmp_path, n_iters=3, ckpt_every=3), **QUIET)
     with pytest.raises(ValueError, match="different settings"):
         trainer.train(tiny_cfg(mnist_root, tmp_path, n_iters=6, ngf=8), **QUIET)
-
-
-# ----------------------------------------------------------------------------- data
-
-def test_step_batches_visit_every_image_once_per_epoch_and_flip_half():
-    images = torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1).repeat(1, 1, 2, 3)
-    images[:, :, :, 0] = 0  # a left column of zeros makes a flip visible
-    b = StepBatches(images, batch_size=5, seed=1, flip=True, dequantize=False)
-    seen = torch.cat([b.batch(k) for k in range(4)])  # one epoch
-    ids = (seen.amax(dim=(1, 2, 3)) * 255).round().long()
-    assert sorted(ids.tolist()) == list(range(20))
-    assert torch.equal(b.batch(2), StepBatches(images, 5, 1, True, False).batch(2))  # a function of the step
-    assert torch.equal(torch.cat([b.batch(7, 0, 1)]), torch.cat([b.batch(7, r, 5) for r in range(5)]))
-    flipped = [(b.batch(k)[:, 0, 0, 0] > 0) for k in range(400)]
-    frac = torch.cat(flipped).float().mean().item()
-    assert 0.45 < frac < 0.55  # about half the images are mirrored (2000 draws)
-    b0 = StepBatches(images, batch_size=5, seed=1, flip=False, dequantize=False)
-    assert all((b0.batch(k)[:, 0, 0, 0] == 0).all() for k in range(10))
-
-
-def test_cifar10_defaults_train_sample_on_cifar_format_data(tmp_path, monkeypatch, capsys):
-    from fake_cifar import trust_fake_cifar10, write_fake_cifar10
-
-    from ncsn_edu import train_cifar
-
-    trust_fake_cifar10(monkeypatch, write_fake_cifar10(tmp_path / "data", n_per_batch=8, n_test=8))
-    out = tmp_path / "run"
-    rc = train_cifar.main(["--data-root", str(tmp_path / "data"), "--out", str(out), "--ngf", "4", "--batch-size", "8",
-                           "--n-iters", "6", "--ckpt-every", "3", "--test-every", "3", "--test-batches", "1",
-                           "--sample-every", "6", "--sample-n", "4", "--sample-steps-each", "2", "--no-progress"],
-                          model_factory=tiny_factory)
-    assert rc == 0, capsys.readouterr().err
-    state = read_checkpoint(out / "checkpoint.pt")
-    cfg = state["config"]
-    assert (cfg["dataset"], cfg["flip"], cfg["n_sigmas"], cfg["lr"], cfg["n_iters"]) == ("cifar10", True, 10, 1e-3, 6)
-    assert state["model"]["conv1.weight"].shape[1] == 3
-    from PIL import Image
-
-    grid = Image.open(out / "samples" / "step_0000006.png")
-    assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2) and grid.mode == "RGB"
-    # With no options, the paper's settings (appendix B).
-    c = ti.config_from_args(ti.build_parser("cifar10").parse_args([])).resolved()
-    assert (c.dataset, c.ngf, c.flip, c.n_sigmas, c.sigma_begin, c.sigma_end) == ("cifar10", 128, True, 10, 1.0, 0.01)
-    assert (c.lr, c.beta1, c.beta2, c.batch_size, c.n_iters, c.ckpt_every) == (1e-3, 0.9, 0.999, 128, 200_000, 5_000)
-    m = ti.config_from_args(ti.build_parser().parse_args([])).resolved()
-    assert (m.dataset, m.ngf, m.flip) == ("mnist", 64, False)
 
 
 def test_bf16_and_channels_last_give_the_fp32_losses(mnist_root, tmp_path):
@@ -235,19 +137,65 @@ def test_max_minutes_stops_with_a_checkpoint(mnist_root, tmp_path):
     assert res["step"] == 2 and read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
 
 
-def test_the_command_trains_the_papers_network(mnist_root, tmp_path, capsys):
-    from ncsn_edu import sample_images
-    from ncsn_edu.images.refinenet import CondRefineNetDilated
+@pytest.mark.fake_mnist(n_train=64, n_test=16)
+def test_resume_with_another_dequantisation_is_refused(mnist_root, tmp_path):
+    trainer.train(TrainConfig(dataset="mnist", out=str(tmp_path), data_root=str(mnist_root), **SMALL), **QUIET)
+    with pytest.raises(ValueError, match="dequantize"):
+        trainer.train(TrainConfig(dataset="mnist", out=str(tmp_path), data_root=str(mnist_root), dequantize=False,
+                                **dict(SMALL, n_iters=6)), **QUIET)
 
-    out = tmp_path / "run"
-    rc = ti.main(["--out", str(out), "--data-root", str(mnist_root), "--ngf", "4", "--batch-size", "8",
-                  "--n-iters", "2", "--ckpt-every", "2", "--test-batches", "1", "--sample-n", "2",
-                  "--sample-steps-each", "1", "--no-progress"])
-    assert rc == 0, capsys.readouterr().err
-    model, sigmas, cfg = load_checkpoint(out / "checkpoint.pt")
-    assert isinstance(model, CondRefineNetDilated) and cfg["ngf"] == 4
-    ref = CondRefineNetDilated(in_channels=1, ngf=4, num_classes=10, image_size=28)
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
-    rc = sample_images.main(["sample", str(out / "checkpoint.pt"), "--n", "2", "--steps-each", "1",
-                             "--grid", str(tmp_path / "g.png"), "--no-progress"])
-    assert rc == 0 and (tmp_path / "g.png").is_file()
+
+@pytest.mark.fake_mnist(n_train=64, n_test=16)
+def test_the_data_source_is_printed_recorded_and_checked_on_resume(mnist_root, tmp_path):
+    printed = []
+    res = trainer.train(presets.BOOK_CPU_MNIST, out=str(tmp_path), data_root=str(mnist_root), device="auto",
+                   model_factory=tiny_factory, log=printed.append, **SMALL)
+    state = read_checkpoint(tmp_path / "checkpoint.pt")
+    source = state["config"]["data_source"]
+    assert source and res["data_source"] == source and f"Data: {source}" in printed
+    assert (state["config"]["channels"], state["config"]["image_size"]) == (1, 28)
+    assert (state["config"]["ngf"], state["config"]["dequantize"]) == (4, False)  # preset + overrides
+    snap = torch.load(tmp_path / "snapshots" / "model_0000004.pt", weights_only=True)
+    assert snap["config"]["data_source"] == source
+    # A checkpoint made on other files (say the JPEG copy instead of the original) does not resume.
+    state["config"]["data_source"] = "cifar10: JPEG copy"
+    checkpoints.atomic_save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="data_source"):
+        trainer.train(presets.BOOK_CPU_MNIST, out=str(tmp_path), data_root=str(mnist_root), **dict(SMALL, n_iters=6),
+                 **QUIET)
+
+
+def test_a_folder_of_png_files_trains_samples_and_records_its_source(tmp_path, monkeypatch):
+    """Through the real ncsn_edu.images.data reader: 20x20 colour PNGs in two class folders,
+    centre-cropped to 16 and resized to 8."""
+    from PIL import Image
+
+    monkeypatch.setenv("NCSN_EDU_DATA", str(tmp_path / "cache_root"))  # decoded caches go here
+    rng = torch.Generator().manual_seed(0)
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(8):
+            arr = torch.randint(0, 256, (20, 20, 3), generator=rng, dtype=torch.uint8).numpy()
+            Image.fromarray(arr).save(tmp_path / "imgs" / cls / f"{i}.png")
+
+    def factory(dataset, ngf, n_sigmas, channels=None, image_size=None):
+        return TinyScore(channels, ngf, n_sigmas, image_size)
+
+    printed = []
+    res = trainer.train(dataset="folder", data_root=str(tmp_path / "imgs"), image_size=8, crop=16,
+                   out=str(tmp_path / "run"), **dict(SMALL, batch_size=8, n_iters=2, sample_every=2),
+                   model_factory=factory, log=printed.append)
+    cfg = read_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
+    assert (cfg["channels"], cfg["image_size"], cfg["crop"], cfg["dataset"]) == (3, 8, 16, "folder")
+    assert "PNG" in cfg["data_source"] and str(tmp_path / "imgs") in cfg["data_source"]
+    assert f"Data: {res['data_source']}" in printed and res["data_source"] == cfg["data_source"]
+    # The sample grid holds two 8x8 colour images (one per row, 2-pixel gaps).
+    grid = Image.open(tmp_path / "run" / "samples" / "step_0000002.png")
+    assert grid.size == (8 + 2 * 2, 2 * 8 + 3 * 2) and grid.mode == "RGB"
+    # Rerun: it resumes, although the images now come from the decoded cache (which the
+    # source line mentions) and the folder has moved.
+    (tmp_path / "imgs").rename(tmp_path / "moved")
+    again = trainer.train(dataset="folder", data_root=str(tmp_path / "moved"), image_size=8, crop=16,
+                     out=str(tmp_path / "run"), **dict(SMALL, batch_size=8, n_iters=3, sample_every=100),
+                     model_factory=factory, log=printed.append)
+    assert again["steps_run"] == 1 and again["data_source"] != res["data_source"]
