@@ -9,6 +9,9 @@ from ncsn_edu.experiments.low_density import train_toy_dsm
 from ncsn_edu.toy.distributions import GaussianMixture
 from ncsn_edu.toy.metrics import relative_score_error
 
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
 
 def test_dsm_learns_the_perturbed_score_not_the_data_score():
     torch.set_num_threads(1)

@@ -11,6 +11,9 @@ import torch
 
 from ncsn_edu.experiments.manifold import bar_images, run_experiment, train_ssm
 
+#: Ten seconds or more on one core: parallel runs (dev.py test) start this file first.
+pytestmark = pytest.mark.slow
+
 
 def test_lockstep_runs_equal_separate_runs_and_resume_exactly(tmp_path):
     data = bar_images(64, 8, torch.Generator().manual_seed(0))

@@ -1,7 +1,7 @@
 """The score-matching losses checked against mathematics (PAPER.md, background section).
 
 * exact score matching: the trace equals the autograd Jacobian's, and minimising it for a
-  Gaussian recovers the maximum-likelihood mean and precision;
+  Gaussian recovers the maximum-likelihood mean and precision (tests/toy/test_gaussian_models.py);
 * sliced score matching: unbiased for the exact objective (statistical test, 5 standard
   errors) for every projection distribution, plain and variance-reduced;
 * denoising score matching: its minimiser is the score of the data convolved with
