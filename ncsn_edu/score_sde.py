@@ -18,8 +18,8 @@
 
 A score function here is ``score_fn(x, sigma)`` with ``sigma`` a float: the score of the
 data perturbed by ``N(0, sigma^2 I)``. For the toy mixture that is
-``lambda x, s: mixture.perturbed(s).score(x)``; for a network with ``condition="sigma"`` it
-is ``model.score_at``; :func:`ladder_score_fn` wraps a level-indexed network.
+:func:`ncsn_edu.toy.distributions.perturbed_score_fn` (``mixture.perturbed(s).score(x)``); for a
+network with ``condition="sigma"`` it is ``model.score_at``; :func:`ladder_score_fn` wraps a level-indexed network.
 Introduced in chapter 13 (score SDEs).
 """
 
