@@ -7,7 +7,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # The suite's folders mirror the package's (toy/, images/, figures/, experiments/, plus book/ for the
 # site); test modules are imported by path (--import-mode=importlib, pyproject.toml), so two folders
 # may hold files of the same name. The helper modules beside this file (browser, live_checks,
-# small_book, fake_cifar, image_train_helpers, missing_data) are imported by name from any folder.
+# small_book, fake_cifar, image_train_helpers, missing_data, live_pages) are imported by name from any
+# folder.
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
