@@ -44,12 +44,6 @@ def test_static_frames_pair_each_value_with_its_picture():
     assert 'max="2"' in html and "http" not in html.replace("http://www.w3.org", "")
 
 
-def test_static_mode_follows_the_build_environment(monkeypatch):
-    monkeypatch.setenv(progress.STATIC_ENV, "1")
-    assert isinstance(sliders.slider(draw_grey, VALUES), sliders.StaticSlider)
-    monkeypatch.setenv(progress.STATIC_ENV, "0")
-    assert not progress.static_mode()
-
 
 def test_live_slider_redraws_with_the_chosen_value():
     calls = []
