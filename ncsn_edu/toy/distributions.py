@@ -181,8 +181,9 @@ def score_band(mixture: GaussianMixture, threshold: float = 0.01, half_width: fl
     * ``centre``: the ``s`` where the two responsibilities are closest to equal;
     * ``width_closed``, ``centre_closed``: the closed forms above (``nan`` if the standard deviations
       differ, where the band is no slab);
-    * ``saddle``: the last ``s`` before the score's component along ``u`` changes sign (where the
-      density along the line is lowest; ``nan`` if it does not within the line);
+    * ``saddle``: the last ``s`` before the score's component along ``u`` turns from negative to
+      positive between the two means (where the density along the segment between them is lowest;
+      ``nan`` if that is not on the line);
     * ``max_density_ratio``: the largest density in the band over the largest density at a mean;
     * ``mass``: the probability that a sample of the mixture lies between ``start`` and ``end``
       (along ``u`` component ``k`` is ``N(u . (mu_k - m), c_k^2)``);
@@ -217,9 +218,12 @@ def score_band(mixture: GaussianMixture, threshold: float = 0.01, half_width: fl
         centre_closed = var * math.log(weights[0].item() / weights[1].item()) / gap_f
     else:
         width_closed = centre_closed = float("nan")
+    # The lowest density between the means: where the score along u turns from pointing back to mu_0
+    # (negative) to pointing on to mu_1 (positive), on the segment between them (a mean is a crossing too).
     along = mixture.score(points) @ u
-    change = s[:-1][(along[:-1] > 0) != (along[1:] > 0)]
-    saddle = change[0].item() if len(change) else float("nan")
+    between = (s > -gap_f / 2) & (s < gap_f / 2)
+    rising = (along[:-1] <= 0) & (along[1:] > 0) & between[:-1] & between[1:]
+    saddle = s[:-1][rising][0].item() if rising.any() else float("nan")
     peak = mixture.log_prob(means).max()
     max_density_ratio = (mixture.log_prob(points[inside]) - peak).exp().max().item()
     c = (means - mid[None]) @ u  # each component's mean along the line

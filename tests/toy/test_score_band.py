@@ -116,3 +116,18 @@ def test_score_band_needs_two_components_and_has_no_closed_form_for_unequal_stds
         score_band(GaussianMixture.paper_toy(dtype=torch.float64), half_width=0.2, n=11)
     with pytest.raises(ValueError):  # the line misses the band
         score_band(GaussianMixture([[-5.0, -5.0], [5.0, 5.0]], 1.0, [1e-9, 1], dtype=torch.float64), half_width=1.0)
+
+
+@pytest.mark.parametrize("means, std, half_width", [([[-5.0, -5.0], [5.0, 5.0]], 1.0, 10.0),
+                                                    ([[-1.0, 0.0], [1.0, 0.0]], 0.5, 3.0)])
+def test_the_saddle_is_the_lowest_density_between_the_means_when_the_line_runs_past_them(means, std, half_width):
+    """A line longer than the gap passes through the means, where the score along it also changes sign
+    (density maxima): the saddle is still the density minimum on the segment between the means."""
+    mix = GaussianMixture(means, std, [0.2, 0.8], dtype=torch.float64)
+    band = score_band(mix, 0.01, half_width=half_width, n=40_001)
+    gap, step = band["gap"], (band["s"][1] - band["s"][0]).item()
+    between = band["s"].abs() < gap / 2
+    logp = mix.log_prob(band["points"][between])
+    lowest = band["s"][between][logp.argmin()].item()
+    assert -gap / 2 < band["saddle"] < gap / 2
+    assert abs(band["saddle"] - lowest) <= step + 1e-12
