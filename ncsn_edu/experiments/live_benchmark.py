@@ -46,8 +46,7 @@ WORKLOADS = {"exact": 2000, "network": 1000, "network_128": 1000}
 _PAGE_RUN = """
 var L = window.NCSNLive, kind = arguments[0], n = arguments[1], seconds = arguments[2], spec = arguments[3];
 var mix = new L.Mixture(arguments[4]), sig = L.geometricSigmas(20, 1, 10), net = spec ? new L.Network(spec) : null;
-var r = new L.Rng(0), x = new Float64Array(2 * n);
-for (var i = 0; i < 2 * n; i++) x[i] = (r.uniform() * 2 - 1) * 8;
+var r = new L.Rng(0), x = L.uniformStarts(r, n, 8);
 var run = new L.AnnealedRun({sigmas: sig, eps: 0.1, nStepsEach: 100, x: x, n: n, rng: r,
   scoreAt: net ? function (x, n, out, level) { return net.forward(x, n, out, level); }
                : function (x, n, out, level, sigma) { return mix.score(x, n, out, sigma); }});
