@@ -162,7 +162,8 @@ def run(seconds: float = 3.0, repeats: int = 3) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m ncsn_edu.experiments.live_benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each timing (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per workload; the median is kept (default 3)")
     parser.add_argument("--out", help="write the results as JSON here")
