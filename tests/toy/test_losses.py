@@ -32,14 +32,6 @@ F64 = torch.float64
 N_SE = 5.0  # tolerance of every statistical test, in standard errors
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: one thread is as fast, and far steadier on a loaded machine
-    (two threads fighting for shared cores made single tests 20x slower). Restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def gen(seed):

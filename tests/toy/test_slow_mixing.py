@@ -17,13 +17,6 @@ from ncsn_edu.toy.domain import uniform_starts
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small tensors: one thread is fastest and avoids oversubscribing a shared CPU.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _figure3(seed, convention="code"):

@@ -19,15 +19,6 @@ MIX = GaussianMixture.paper_toy()
 SIGMAS = geometric_sigmas(20.0, 1.0, 10)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """2D points in batches of 256: one thread is several times faster than two on a
-    busy 2-core machine (thread hand-offs cost more than the tiny matrix products)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def trained():
