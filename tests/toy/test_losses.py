@@ -32,8 +32,6 @@ F64 = torch.float64
 N_SE = 5.0  # tolerance of every statistical test, in standard errors
 
 
-
-
 def gen(seed):
     return torch.Generator().manual_seed(seed)
 

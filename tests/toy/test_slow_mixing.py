@@ -17,8 +17,6 @@ from ncsn_edu.toy.domain import uniform_starts
 pytestmark = pytest.mark.slow
 
 
-
-
 def _figure3(seed, convention="code"):
     """The paper's Figure 3 settings: 1280 samples from uniform on [-8, 8]^2; Langevin
     T = 1000, eps = 0.1; annealed L = 10, sigma 20 -> 1, T = 100, alpha_i = 0.1 sigma_i^2 / sigma_L^2."""

@@ -19,7 +19,6 @@ MIX = GaussianMixture.paper_toy()
 SIGMAS = geometric_sigmas(20.0, 1.0, 10)
 
 
-
 @pytest.fixture(scope="module")
 def trained():
     """Toy NCSNs trained with the default recipe and three seeds (a few seconds each)."""
