@@ -14,6 +14,11 @@ does not depend on whether the cache was used, which folder data sets say in ``.
 (``.data`` is ``uint8``; for folders it is an array ``(N, H, W, C)`` like torchvision's
 CIFAR-10).
 
+A data set that is not on disk is downloaded by torchvision (``download=True``, the
+default, as on Colab). Where that cannot happen the error says which cause it was:
+:class:`DatasetDownloadError` (a ``ConnectionError``) when the download was tried and the
+network failed, ``FileNotFoundError`` when ``download=False`` forbade it.
+
 Decoding tens of thousands of image files takes a while, so the decoded ``uint8`` array
 is cached in ``<data root>/cache/`` (keyed by the folder's file names, sizes and
 modification times and by the crop and resize settings); a read-only place just means no
@@ -41,6 +46,31 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CIFAR10_FOLDERS = ("cifar10-jpeg", "cifar10")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _CACHE_VERSION = 1
+
+
+class DatasetDownloadError(ConnectionError):
+    """A data set that is not on disk could not be downloaded: torchvision tried and the
+    network failed (no connection, a blocked or unknown host). A ``ConnectionError``, so
+    ``except OSError`` still catches it, but never a ``FileNotFoundError``: the files are
+    missing because the download failed, and the remedy is the network (or a copy)."""
+
+
+def _network_failure(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is a failed download: torchvision's MNIST
+    classes wrap every mirror's ``URLError`` into ``RuntimeError("Error downloading ...")``,
+    CIFAR-10's download lets the ``URLError`` (an ``OSError``) through."""
+    import socket
+    import urllib.error
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (urllib.error.URLError, ConnectionError, socket.timeout, socket.gaierror, TimeoutError)):
+            return True
+        if isinstance(err, RuntimeError) and str(err).startswith("Error downloading"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 class ImageArrayDataset(Dataset):
@@ -299,8 +329,8 @@ def _missing_cifar10(root: Path, err=None) -> FileNotFoundError:
         f"  - image files: {root}/cifar10-jpeg/train/<class>/*.png|jpg and "
         f"{root}/cifar10-jpeg/test/<class>/... (or under {root}/cifar10/); `python3 dev.py setup` "
         f"unpacks the offline JPEG copy {shared} there when it sits beside the checkout;\n"
-        f"  - run with network access so torchvision can download it, or set NCSN_EDU_DATA to a "
-        f"folder holding one of the above.")
+        f"  - let torchvision download it (download=True, with network access), or set NCSN_EDU_DATA "
+        f"to a folder holding one of the above.")
 
 
 def _annotate(ds, source: str, channels: int, image_size: int):
@@ -371,19 +401,29 @@ def image_dataset(name: str, train: bool = True, root=None, flip: bool = False, 
             return ds
         if not download:
             raise _missing_cifar10(root)
+    label = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}[name]
+    folder_name = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}[name]
     try:
         ds = _torchvision(name, root, train, flip, download)
-    except (RuntimeError, OSError) as err:  # missing files and no network
+    except (RuntimeError, OSError) as err:
+        if download and _network_failure(err):
+            raise DatasetDownloadError(
+                f"{label} is not under {root}, and torchvision could not download it: the network "
+                f"failed ({' '.join(str(err).split())}).\n"
+                f"Connect to the network and run again (torchvision downloads it into {root}), or "
+                f"put a copy there in torchvision's layout ({root}/{folder_name}/), or set "
+                f"NCSN_EDU_DATA to a folder that holds one.") from err
         if name == "cifar10":
             raise _missing_cifar10(root, err) from err
+        why = ("download=False, so torchvision did not try to download it" if not download
+               else "torchvision could not read what is there")
         raise FileNotFoundError(
-            f"could not load {name} from {root}: {err}\n"
-            f"Put the data set's files under {root} in torchvision's layout (for example "
-            f"{root}/MNIST/raw/ or {root}/FashionMNIST/raw/), set NCSN_EDU_DATA to a folder "
-            f"that holds them, or run with network access so torchvision can download them."
+            f"could not load {label} from {root} ({why}): {err}\n"
+            f"Put the data set's files under {root} in torchvision's layout ({root}/{folder_name}/raw/), "
+            f"set NCSN_EDU_DATA to a folder that holds them"
+            + (", or pass download=True (the default) to let torchvision download them." if not download
+               else ", or delete the damaged files so torchvision downloads them again.")
         ) from err
-    folder_name = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}[name]
-    label = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}[name]
     source = f"{name}: original torchvision {label} ({folder_name}) at {root.resolve()}"
     if crop is None and image_size in (None, native):
         return _annotate(ds, source, 3 if name == "cifar10" else 1, native)

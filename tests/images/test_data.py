@@ -11,7 +11,7 @@ from fake_cifar import trust_fake_cifar10, write_fake_cifar10
 from image_train_helpers import write_idx
 from PIL import Image
 
-from ncsn_edu.images.data import CIFAR10_CLASSES, image_dataset, jpeg_quality
+from ncsn_edu.images.data import CIFAR10_CLASSES, DatasetDownloadError, image_dataset, jpeg_quality
 from ncsn_edu.resources import data_root
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpeg" / "cifar10_jpeg.tar.gz"
@@ -97,6 +97,42 @@ def test_cifar10_missing_says_where_to_put_which_files(tmp_path):
     msg = str(e.value)
     for needle in ("cifar-10-batches-py", "cifar10-jpeg/train/<class>", "dev.py setup", "NCSN_EDU_DATA"):
         assert needle in msg
+
+
+# ----------------------------------------------------------------------------- missing data sets
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network, as on CI or a machine without one: every name lookup and connection fails
+    the way it does there (torchvision really tries; it is the socket layer that refuses)."""
+    import socket
+
+    def refuse(*a, **k):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (offline for this test)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_offline_empty_root_is_a_network_error_not_a_missing_file(tmp_path, offline, name):
+    # download=True (the default, as every chapter calls it): torchvision tries the download, and the
+    # error names the network as the cause; it is a ConnectionError, never a FileNotFoundError
+    with pytest.raises(DatasetDownloadError) as e:
+        image_dataset(name, train=True, root=tmp_path, cache_dir=False)
+    assert isinstance(e.value, ConnectionError) and not isinstance(e.value, FileNotFoundError)
+    msg = str(e.value)
+    assert "could not download" in msg and "network" in msg and str(tmp_path) in msg
+    assert "Name or service not known" in msg  # the underlying cause, not swallowed
+
+
+def test_download_false_on_an_empty_root_says_that_download_was_off(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        image_dataset("mnist", train=True, root=tmp_path, download=False, cache_dir=False)
+    assert not isinstance(e.value, ConnectionError)
+    msg = str(e.value)
+    assert "download=False" in msg and "MNIST/raw" in msg and "network" not in msg
 
 
 def test_jpeg_quality_is_read_from_the_file(tmp_path):
