@@ -96,6 +96,19 @@ def write_fake_mnist(root, n_train: int = 256, n_test: int = 64, seed: int = 0) 
     return raw
 
 
+def asymmetric_images(n: int, shape=(3, 4, 6), seed: int = 0) -> torch.Tensor:
+    """``n`` random ``uint8`` images of ``shape`` (C, H, W): no image is near its own mirror or another
+    image's (checked by the tests that use them, with :func:`nearest_stored`)."""
+    return torch.randint(0, 256, (n, *shape), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def nearest_stored(grey: torch.Tensor, images: torch.Tensor):
+    """For each image of ``grey`` (``(N, C, H, W)`` in grey levels 0..255, any float dtype), the stored
+    image of ``images`` nearest to it in the largest pixel difference: ``(distances, indices)``."""
+    d = (grey.double()[:, None] - images.double()[None]).abs().flatten(2).amax(2)
+    return d.min(1)
+
+
 def write_idx(root, folder: str, train: np.ndarray, test: np.ndarray) -> Path:
     """uint8 images ``(N, 28, 28)`` as the uncompressed IDX files torchvision reads from
     ``root/<folder>/raw`` (``MNIST`` or ``FashionMNIST``), with labels ``i % 10``."""

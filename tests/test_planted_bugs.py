@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from image_train_helpers import Crash, crashing_factory, tiny_factory, write_fake_mnist
+from image_train_helpers import (
+    Crash,
+    asymmetric_images,
+    crashing_factory,
+    nearest_stored,
+    tiny_factory,
+    write_fake_mnist,
+)
 
 from ncsn_edu import sample_images as si
 from ncsn_edu import train_images as ti
@@ -341,29 +348,34 @@ class _Recorder(torch.nn.Module):
 
 def test_held_out_batches_are_dequantised_as_the_training_batches():
     # Catches: the held-out batch dequantised as x + u/256 instead of x * 255/256 + u/256
-    # (x = v/255): then pixel v of value 128 lands in bins 128 and 129, and v = 255 above 1.
-    # Dequantised right, every pixel of value v lies in [v/256, (v+1)/256), uniformly.
-    # The levels are tiny (1e-7), so the network sees the held-out images themselves.
-    values = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1).repeat(1, 1, 6, 6)
-    test = ImageSet(values, torch.zeros(256), "constant images")
+    # (x = v/255): then a pixel of value v lands at v + v/255 + u grey levels (256ths), past
+    # its bin [v, v + 1) by up to a whole level at v = 255. Also catches held-out batches
+    # flipped left-right: the images are random, so a mirrored image is more than 2 grey
+    # levels from every stored image. Dequantised right, every pixel of value v lies in
+    # [v, v + 1] whatever the random stream draws (1e-3 allows float32's rounding and the
+    # 1e-7 noise level's z), and u = 256 x - v is uniform. The network sees the held-out
+    # images themselves through trainer.held_out_loss (noise level 1e-7).
+    images = asymmetric_images(40)
+    assert nearest_stored(images.flip(-1), images)[0].min() > 2
+    test = ImageSet(images, torch.zeros(len(images)), "random images")
     net = _Recorder()
     for deq in (True, False):
         net.seen.clear()
-        cfg = TrainConfig(dataset="mnist", n_sigmas=1, sigma_begin=1e-7, sigma_end=1e-7, batch_size=64,
-                             test_batches=4, dequantize=deq)
+        cfg = TrainConfig(dataset="cifar10", n_sigmas=1, sigma_begin=1e-7, sigma_end=1e-7, batch_size=64,
+                          test_batches=4, dequantize=deq)
         sigmas = geometric_sigmas(1e-7, 1e-7, 1).float()
         state = {"model": net}
         loss = trainer.held_out_loss(state, test, cfg, sigmas, trainer.Speed(cfg, torch.device("cpu")))
         assert math.isfinite(loss) and net.training
         x = torch.cat(net.seen).double()
         assert len(x) == 4 * 64
-        if not deq:
-            assert torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # exactly v/255 (+ 1e-7 z)
+        if not deq:  # exactly v/255 (+ 1e-7 z) of a stored image, unflipped
+            dist, _ = nearest_stored(x * 255, images)
+            assert (dist < 1e-3).all(), dist.max()
             continue
-        bins = (x * 256).floor()
-        assert (bins == bins[:, :, :1, :1]).all(), "pixels of one value spread over two bins"
-        assert bins.min() >= 0 and bins.max() <= 255
-        u = x * 256 - bins
+        dist, idx = nearest_stored(x * 256 - 0.5, images)
+        assert (dist <= 0.5 + 1e-3).all(), f"{dist.max().item() - 0.5:.3f} grey levels out of the bins"
+        u = x * 256 - images[idx].double()
         se = math.sqrt(1 / 12 / u.numel())
         assert abs(u.mean().item() - 0.5) < 5 * se and abs(u.var().item() - 1 / 12) < 0.01
 
