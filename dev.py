@@ -115,9 +115,23 @@ def env_for_children(tests: bool = False) -> dict:
     return env
 
 
+#: Builds a wheel of the source folder it runs in into the folder ``sys.argv[1]`` with
+#: setuptools' own PEP 517 backend (what pip calls), every setuptools deprecation warning
+#: turned into an error: a pyproject.toml that setuptools deprecates fails the build the
+#: day the warning appears, not the day setuptools stops building it (pip hides the warning).
+STRICT_WHEEL_BUILD = """
+import sys, warnings
+from setuptools.warnings import SetuptoolsDeprecationWarning
+warnings.simplefilter("error", SetuptoolsDeprecationWarning)
+import setuptools.build_meta as backend
+backend.build_wheel(sys.argv[1])
+"""
+
+
 def build_wheel_site(site: Path, python=PY, data: Path | None = None) -> Path:
     """Build ncsn_edu as a wheel and install it, without dependencies, into the folder
-    ``site`` (for PYTHONPATH). The wheel is built from a scratch copy of the sources with
+    ``site`` (for PYTHONPATH), failing on any setuptools deprecation warning
+    (``STRICT_WHEEL_BUILD``). The wheel is built from a scratch copy of the sources with
     ``data`` (default: the checkout's data/) linked in, so nothing is written into the
     checkout and no stale build/ folder can slip old files into it."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,10 +142,12 @@ def build_wheel_site(site: Path, python=PY, data: Path | None = None) -> Path:
         shutil.copytree(ROOT / "ncsn_edu", src / "ncsn_edu", ignore=shutil.ignore_patterns("__pycache__"))
         (src / "data").symlink_to(Path(data or ROOT / "data").resolve(), target_is_directory=True)
         pip = [python, "-m", "pip", "--disable-pip-version-check", "-q"]
-        r = run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp, src], cwd=tmp)
+        r = run([python, "-c", STRICT_WHEEL_BUILD, tmp], cwd=src, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("ncsn_edu-*.whl"))
         if r.returncode or len(wheels) != 1:
-            sys.exit("building the ncsn_edu wheel failed (see pip's message above)")
+            print(r.stdout[-4000:], r.stderr[-8000:], sep="\n", file=sys.stderr)
+            sys.exit("building the ncsn_edu wheel failed, or setuptools warned that something in "
+                     "pyproject.toml is deprecated (see its message above)")
         shutil.rmtree(site, ignore_errors=True)
         if run([*pip, "install", "--no-deps", "--no-index", "--target", site, wheels[0]], cwd=tmp).returncode:
             sys.exit("installing the ncsn_edu wheel failed (see pip's message above)")
