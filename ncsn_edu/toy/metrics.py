@@ -67,6 +67,22 @@ def score_error_by_band(score_fn, exact_score_fn, x: torch.Tensor, band_value: t
     return rows
 
 
+def distance_to_nearest_mean(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """The Euclidean distance from each point of ``x`` (shape ``(N, D)``) to the nearest
+    component mean of ``mixture``, shape ``(N,)``.
+    Introduced in chapter 3 (sliced score matching), to split a score's error by distance from the modes."""
+    means = mixture.means.to(dtype=x.dtype, device=x.device)
+    return torch.cdist(x, means).min(dim=1).values
+
+
+def score_error_by_distance(score_fn, mixture: GaussianMixture, x: torch.Tensor, edges) -> list[dict]:
+    """:func:`score_error_by_band` with the bands set by the distance from each point to the
+    nearest component mean of ``mixture`` (:func:`distance_to_nearest_mean`), against the
+    mixture's exact score. ``edges`` may end with ``math.inf``.
+    Introduced in chapter 3 (sliced score matching)."""
+    return score_error_by_band(score_fn, mixture.score, x, distance_to_nearest_mean(mixture, x), edges)
+
+
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """The (squared) energy distance ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` between the
     samples ``x`` and ``y`` (shapes ``(N, D)`` and ``(M, D)``): zero exactly when the two

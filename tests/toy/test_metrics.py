@@ -1,5 +1,6 @@
 """ncsn_edu.toy.metrics against cases with known answers: score_error_by_band and
-score_error_stats (chapter 6), energy_distance (chapter 13)."""
+score_error_stats (chapter 6), distance_to_nearest_mean and score_error_by_distance (chapter 3),
+energy_distance (chapter 13)."""
 
 import math
 
@@ -8,7 +9,7 @@ import torch
 
 from ncsn_edu.toy.distributions import GaussianMixture
 from ncsn_edu.toy.domain import uniform_starts
-from ncsn_edu.toy.metrics import energy_distance, score_error_by_band
+from ncsn_edu.toy.metrics import distance_to_nearest_mean, energy_distance, score_error_by_band, score_error_by_distance
 
 
 def rotate(v, angle):
@@ -63,6 +64,34 @@ def test_bad_edges_are_refused():
         score_error_by_band(lambda y: y, lambda y: y, x, x[:, 0], [1.0, 1.0])
     with pytest.raises(ValueError):
         score_error_by_band(lambda y: y, lambda y: y, x, x[:3, 0], [0.0, 1.0])
+
+
+def test_distance_to_nearest_mean_on_points_with_known_distances():
+    # The paper's toy, means (-5, -5) and (5, 5); a third mean checks that every component counts.
+    mix = GaussianMixture([[-5.0, -5.0], [5.0, 5.0], [5.0, -5.0]], 1.0, dtype=torch.float64)
+    x = torch.tensor([[5.0, 5.0], [-5.0, -4.0], [8.0, 5.0], [0.0, 0.0], [-8.0, 8.0], [5.0, -7.0]], dtype=torch.float64)
+    expected = [0.0, 1.0, 3.0, 5 * math.sqrt(2), math.sqrt(13**2 + 3**2), 2.0]
+    assert distance_to_nearest_mean(mix, x).tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_score_error_by_distance_bands_by_the_nearest_mean():
+    # The model is the exact score plus (k, 0) in the k-th distance band [2k, 2k + 2): the mean error
+    # in band k is exactly k, and each band holds the points whose nearest mean is that far away.
+    mix = GaussianMixture.paper_toy(dtype=torch.float64)
+    x = uniform_starts(4000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    edges = [0.0, 2.0, 4.0, 6.0, 8.0, math.inf]
+    dist = torch.minimum((x - mix.means[0]).norm(dim=1), (x - mix.means[1]).norm(dim=1))
+    band = torch.bucketize(dist, torch.tensor(edges[1:-1], dtype=torch.float64), right=True)
+
+    def model(y):
+        return mix.score(y) + torch.stack([band.double(), torch.zeros_like(dist)], 1)
+
+    rows = score_error_by_distance(model, mix, x, edges)
+    assert [r["n"] for r in rows] == [int((band == k).sum()) for k in range(5)]
+    assert all(r["n"] > 100 for r in rows)
+    for k, r in enumerate(rows):
+        assert r["mean_error"] == pytest.approx(k, abs=1e-9)
+    assert rows[0]["mean_cosine"] == pytest.approx(1.0)
 
 
 def test_energy_distance():
