@@ -16,7 +16,7 @@ from live_pages import all_kinds, js, kind_source, trained_like
 from ncsn_edu.figures import live
 from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 from ncsn_edu.schedules import geometric_sigmas
-from ncsn_edu.toy.distributions import GaussianMixture, annealed_score_fn, spread_around_modes
+from ncsn_edu.toy.distributions import GaussianMixture, annealed_score_fn, mode_fractions, spread_around_modes
 from ncsn_edu.toy.nets import ConditionalScoreMLP, ScoreMLP
 
 #: Ten seconds or more on one core (a browser and statistical runs): parallel runs start it first.
@@ -228,6 +228,28 @@ def test_spread_around_modes_is_the_packages(page):
                 assert got[key] is None, (name, key)  # NaN is null in JSON
             else:
                 assert got[key] == pytest.approx(want[key], rel=1e-12, abs=0), (name, key)
+
+
+def test_mode_fractions_count_the_finite_chains_only(page):
+    """Mixture.modeFractions, which the samplers print, is mode_fractions over the finite chains: when some
+    chains diverged (NaN or infinite) the count per mode is divided by the m finite ones, not by all n
+    (chapter 9 prints the fraction beside "k of n chains diverged"); NaN when none is finite. Here 150 of
+    550 chains are not finite, so dividing by n would shrink every fraction by 400/550."""
+    mix = GaussianMixture([[-5.0, -5.0], [5.0, 5.0], [3.0, -2.0]], [1.0, 0.7, 1.6], [0.2, 0.5, 0.3],
+                          dtype=torch.float64)
+    x = torch.rand(400, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64) * 20 - 10
+    bad = torch.tensor([[math.nan, 1.0], [2.0, math.inf], [-math.inf, -math.inf], [math.nan, math.nan],
+                        [1e300, math.inf], [0.0, -math.inf]], dtype=torch.float64).repeat(25, 1)
+    mixed = torch.cat([x[:100], bad, x[100:]])
+    cases = {"finite": (x, x), "some chains not finite": (mixed, x), "one chain": (x[:1], x[:1])}
+    code = ("var p = Float64Array.from(a1.map(Number));"
+            "return Array.from(new L.Mixture(a0).modeFractions(p, p.length / 2));")
+    for name, (pts, finite) in cases.items():
+        got = js(page, code, live.mixture_config(mix), as_js_numbers(pts))
+        want = mode_fractions(mix, finite)
+        assert got == pytest.approx(want.tolist(), rel=1e-12, abs=0), name
+        assert sum(got) == pytest.approx(1.0, rel=1e-12), name
+    assert js(page, code, live.mixture_config(mix), as_js_numbers(bad)) == [None] * 3  # NaN is null in JSON
 
 
 def test_uniform_starts_keep_the_kinds_draw_order(page):
