@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ncsn_edu.toy.noise_scales import ratio_for_shell_overlap
+
 
 def geometric_sigmas(sigma_begin: float = 1.0, sigma_end: float = 0.01, n: int = 10) -> torch.Tensor:
     """``n`` noise levels falling geometrically from ``sigma_begin`` to ``sigma_end``.
@@ -28,8 +30,9 @@ def geometric_sigmas(sigma_begin: float = 1.0, sigma_end: float = 0.01, n: int =
 # ----------------------------------------------------------------------------- NCSNv2's rules (Song & Ermon 2020)
 # "Improved Techniques for Training Score-Based Generative Models" (arXiv 2006.09011) chooses the noise
 # levels and the sampler's step from the data: the largest level from the data's spread (Technique 1), the
-# ratio between levels from the overlap of Gaussian shells (Technique 2), and the step of the last level from
-# a Gaussian analysis of Langevin dynamics (Technique 4).
+# ratio between levels from the overlap of Gaussian shells (Technique 2: the criterion and its inverse are
+# ncsn_edu.toy.noise_scales.shell_overlap and ratio_for_shell_overlap, from chapter 8), and the step of the
+# last level from a Gaussian analysis of Langevin dynamics (Technique 4).
 
 
 def largest_pairwise_distance(x, block: int = 2048) -> tuple[float, int, int]:
@@ -48,12 +51,12 @@ def largest_pairwise_distance(x, block: int = 2048) -> tuple[float, int, int]:
     x = torch.as_tensor(x)
     if x.ndim < 2 or x.shape[0] < 2:
         raise ValueError("x must hold at least two points, shape (N, ...)")
-    x64 = x.reshape(x.shape[0], -1).double()
-    x32 = x64.float()
-    norms = (x64 * x64).sum(1)
+    x = x.reshape(x.shape[0], -1)  # any dtype (uint8 pixels stay exact): rows are cast where they are used
+    x32 = x.float()
+    norms = torch.cat([(x[k:k + block].double() ** 2).sum(1) for k in range(0, x.shape[0], block)])
     n32 = norms.float()
     tol = 1e-4 * float(norms.max()) + 1e-30
-    n = x64.shape[0]
+    n = x.shape[0]
     best, pair = -1.0, (0, 1)
     for i0 in range(0, n, block):
         a = x32[i0:i0 + block]
@@ -66,7 +69,7 @@ def largest_pairwise_distance(x, block: int = 2048) -> tuple[float, int, int]:
                 continue
             rows, cols = torch.nonzero(d2 >= max(top - 2 * tol, best - tol), as_tuple=True)
             ii, jj = rows + i0, cols + j0
-            exact = ((x64[ii] - x64[jj]) ** 2).sum(1)
+            exact = ((x[ii].double() - x[jj].double()) ** 2).sum(1)
             k = int(exact.argmax())
             if float(exact[k]) > best:
                 best, pair = float(exact[k]), (int(ii[k]), int(jj[k]))
@@ -79,47 +82,6 @@ def ncsnv2_sigma_begin(x, block: int = 2048) -> float:
     carry a sample from any training point to any other.
     Introduced in chapter 11b (NCSNv2's techniques)."""
     return largest_pairwise_distance(x, block)[0]
-
-
-def _std_normal_cdf(z: float) -> float:
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-
-def shell_overlap(gamma: float, dim: int) -> float:
-    """NCSNv2's Technique 2 criterion ``Phi(sqrt(2D)(gamma-1) + 3 gamma) - Phi(sqrt(2D)(gamma-1) - 3 gamma)``.
-
-    A sample of ``N(0, s^2 I)`` in ``D`` dimensions has a norm close to ``N(sqrt(D) s, s^2/2)``:
-    a thin shell. For neighbouring levels ``s = sigma_i`` and ``sigma_{i-1} = gamma sigma_i`` this
-    is the probability that a sample of the lower level has a norm inside the higher level's
-    band ``sqrt(D) sigma_{i-1} +- 3 sigma_{i-1}/sqrt(2)``; standardising by ``sigma_i/sqrt(2)``
-    gives the two arguments above. It is ``Phi(3) - Phi(-3) = 0.9973`` at ``gamma = 1`` and
-    falls towards 0 as ``gamma`` grows.
-    Introduced in chapter 11b (NCSNv2's techniques)."""
-    if gamma <= 0 or dim < 1:
-        raise ValueError("gamma must be positive and dim at least 1")
-    a = math.sqrt(2.0 * dim) * (gamma - 1.0)
-    return _std_normal_cdf(a + 3.0 * gamma) - _std_normal_cdf(a - 3.0 * gamma)
-
-
-def ratio_from_shell_overlap(dim: int, overlap: float = 0.5, tol: float = 1e-12) -> float:
-    """The ratio ``gamma = sigma_{i-1}/sigma_i > 1`` at which :func:`shell_overlap` equals
-    ``overlap`` in ``dim`` dimensions (NCSNv2's Technique 2; the paper asks for about 0.5),
-    by bisection. For ``overlap = 0.5`` and large ``D`` the first term is 1 to within
-    ``Phi(-6)``, so ``sqrt(2D)(gamma - 1) = 3 gamma``, i.e. ``gamma = sqrt(2D)/(sqrt(2D) - 3)``.
-    Introduced in chapter 11b (NCSNv2's techniques)."""
-    top = shell_overlap(1.0, dim)
-    if not 0 < overlap < top:
-        raise ValueError(f"overlap must lie in (0, {top:.4f}) (its value at gamma = 1)")
-    lo, hi = 1.0, 2.0
-    while shell_overlap(hi, dim) > overlap:
-        lo, hi = hi, 2 * hi
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        if shell_overlap(mid, dim) > overlap:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 def levels_for_ratio(sigma_begin: float, sigma_end: float, gamma: float) -> int:
@@ -136,9 +98,11 @@ def levels_for_ratio(sigma_begin: float, sigma_end: float, gamma: float) -> int:
 
 def ncsnv2_sigmas(sigma_begin: float, sigma_end: float, dim: int, overlap: float = 0.5) -> torch.Tensor:
     """NCSNv2's levels: geometric from ``sigma_begin`` to ``sigma_end``, as many as
-    :func:`levels_for_ratio` needs for :func:`ratio_from_shell_overlap` ``(dim, overlap)``.
+    :func:`levels_for_ratio` needs for the ratio at which Technique 2's criterion equals ``overlap``
+    (:func:`ncsn_edu.toy.noise_scales.ratio_for_shell_overlap`; for ``overlap = 0.5`` and large ``D`` it is
+    ``sqrt(2D)/(sqrt(2D) - 3)``). The official configs' ratios all sit at an overlap of 0.567, not 0.5.
     Introduced in chapter 11b (NCSNv2's techniques)."""
-    gamma = ratio_from_shell_overlap(dim, overlap)
+    gamma = ratio_for_shell_overlap(dim, overlap)
     return geometric_sigmas(sigma_begin, sigma_end, levels_for_ratio(sigma_begin, sigma_end, gamma))
 
 

@@ -14,11 +14,10 @@ from ncsn_edu.schedules import (
     levels_for_ratio,
     ncsnv2_sigma_begin,
     ncsnv2_sigmas,
-    ratio_from_shell_overlap,
-    shell_overlap,
     step_from_variance_criterion,
 )
 from ncsn_edu.score_sde import gaussian_chain_variance
+from ncsn_edu.toy.noise_scales import ratio_for_shell_overlap, shell_overlap
 
 PAPER_IMAGE_SIGMAS = [1.0, 0.5995, 0.3594, 0.2154, 0.1292, 0.0774, 0.0464, 0.0278, 0.0167, 0.01]
 
@@ -118,37 +117,11 @@ def test_largest_pairwise_distance_does_not_trust_float32():
     assert largest_pairwise_distance(x, block=50)[0] == pytest.approx(best, rel=1e-9)
 
 
-def test_shell_overlap_closed_form_values():
-    # gamma = 1: the band is the level's own, Phi(3) - Phi(-3) = 0.99730.
-    assert shell_overlap(1.0, 784) == pytest.approx(0.9973002039, abs=1e-9)
-    # Where sqrt(2D)(gamma - 1) = 3 gamma the lower argument is 0: Phi(6 gamma) - 1/2.
-    D = 3072
-    g = math.sqrt(2 * D) / (math.sqrt(2 * D) - 3)
-    assert shell_overlap(g, D) == pytest.approx(0.5 * (1 + math.erf(6 * g / math.sqrt(2))) - 0.5, abs=1e-12)
-
-
-@pytest.mark.parametrize("dim", [784, 3072, 12288, 196608])
-@pytest.mark.parametrize("overlap", [0.3, 0.5, 0.567, 0.9])
-def test_ratio_solves_the_shell_criterion(dim, overlap):
-    g = ratio_from_shell_overlap(dim, overlap)
-    assert g > 1
-    assert shell_overlap(g, dim) == pytest.approx(overlap, abs=1e-9)
-
-
 def test_ratio_at_one_half_is_the_closed_form():
     # With overlap 1/2 the upper term is 1 to within Phi(-6): gamma = sqrt(2D) / (sqrt(2D) - 3).
     for dim in (784, 3072, 49152):
         r = math.sqrt(2 * dim)
-        assert ratio_from_shell_overlap(dim, 0.5) == pytest.approx(r / (r - 3), abs=1e-8)
-
-
-def test_ratio_falls_with_dimension_and_with_the_overlap():
-    dims = [64, 256, 784, 3072, 12288, 49152, 196608]
-    gs = [ratio_from_shell_overlap(d) for d in dims]
-    assert all(a > b > 1 for a, b in zip(gs, gs[1:]))
-    # A larger required overlap needs levels closer together.
-    assert ratio_from_shell_overlap(3072, 0.7) < ratio_from_shell_overlap(3072, 0.5) < ratio_from_shell_overlap(
-        3072, 0.3)
+        assert ratio_for_shell_overlap(dim, 0.5) == pytest.approx(r / (r - 3), abs=1e-8)
 
 
 def test_levels_count_the_steps_between_levels():
@@ -160,13 +133,13 @@ def test_levels_count_the_steps_between_levels():
     assert levels_for_ratio(1.0, 0.01, 10 ** (2 / 9)) == 10  # the NCSN image ladder's ratio
     s = ncsnv2_sigmas(50.0, 0.01, 3072)
     assert float(s[0]) == pytest.approx(50.0, rel=1e-6) and float(s[-1]) == pytest.approx(0.01, rel=1e-5)
-    assert float(s[0] / s[1]) <= ratio_from_shell_overlap(3072) * (1 + 1e-6)
+    assert float(s[0] / s[1]) <= ratio_for_shell_overlap(3072) * (1 + 1e-6)
 
 
 def test_cifar10_levels_at_one_half():
     # sqrt(6144) = 78.384, gamma = 78.384 / 75.384 = 1.03980, log(5000) / log(gamma) = 218.25 steps:
     # overlap exactly 1/2 asks for 220 levels on CIFAR-10, not the config's 232.
-    g = ratio_from_shell_overlap(3072, 0.5)
+    g = ratio_for_shell_overlap(3072, 0.5)
     assert g == pytest.approx(1.039796, abs=1e-6)
     assert levels_for_ratio(50.0, 0.01, g) == 220
 
@@ -181,7 +154,7 @@ def test_the_official_configs_share_one_overlap():
     # CIFAR-10's value predicts the other three configs' L to within one level (rounding of the step count).
     c = vals["cifar10"]
     for k, (dim, s1, L, _, _) in OFFICIAL.items():
-        assert abs(levels_for_ratio(s1, 0.01, ratio_from_shell_overlap(dim, c)) - L) <= 1, k
+        assert abs(levels_for_ratio(s1, 0.01, ratio_for_shell_overlap(dim, c)) - L) <= 1, k
 
 
 def test_proposition3_is_the_chain_variance_recursion():
