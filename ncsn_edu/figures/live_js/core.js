@@ -13,8 +13,10 @@
  *   Network                          ncsn_edu.toy.nets.ScoreMLP and ConditionalScoreMLP
  *   Mixture.modeFractions            ncsn_edu.toy.distributions.mode_fractions
  *   spreadAroundModes                ncsn_edu.toy.distributions.spread_around_modes
+ *   sideFraction                     ncsn_edu.toy.annealing_theory.equilibrium_side_fraction
  * It also holds the frame every figure kind shares (onPoint, runButton, uniformStarts, View.marker,
- * LinePlot), so that a kind's file (live_js/<kind>.js) holds only its mathematics and its readout.
+ * LinePlot, fractionChart), so that a kind's file (live_js/<kind>.js) holds only its mathematics and
+ * its readout.
  * A kind reads its settings from `cfg` as ncsn_edu.figures.live sends them, with no defaults of its
  * own: the defaults live in Python only.
  * Points are flat Float64Arrays [x0, y0, x1, y1, ...]; scores are written into an `out` array.
@@ -780,6 +782,68 @@
     }
   };
   L.LinePlot = LinePlot;
+
+  /* ---------- two modes: each level's equilibrium split, and the chart of the split against the step ---------- */
+
+  /** Standard normal CDF (Abramowitz and Stegun 7.1.26 for erf; absolute error below 1.5e-7). */
+  function ndtr(x) {
+    var z = Math.abs(x) / Math.SQRT2, t = 1 / (1 + 0.3275911 * z);
+    var y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t *
+      Math.exp(-z * z);
+    return x >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
+  }
+  L.ndtr = ndtr;
+
+  /** The mass that level sigma's density puts nearer to mean `heavy` than to the other mean
+   * (annealing_theory.equilibrium_side_fraction): for two isotropic components, the side of the
+   * bisecting line; component k has std sqrt(var_k) and lies at signed distance d_k from the line. */
+  L.sideFraction = function (mix, heavy, sigma, convention) {
+    var a = mix.means[heavy], b = mix.means[1 - heavy], v = mix.variances(sigma, convention);
+    var nx = a[0] - b[0], ny = a[1] - b[1], nn = Math.sqrt(nx * nx + ny * ny);
+    var cx = (a[0] + b[0]) / 2, cy = (a[1] + b[1]) / 2, f = 0;
+    for (var k = 0; k < 2; k++) {
+      var d = ((mix.means[k][0] - cx) * nx + (mix.means[k][1] - cy) * ny) / nn;
+      f += mix.weights[k] * ndtr(d / Math.sqrt(v[k]));
+    }
+    return f;
+  };
+
+  /** The chart of the samplers of chapters 7 and 9: the fraction of chains nearest to one mode against
+   * the step, on `canvas`. opts = {total: the last step on the x axis, weight: the mode's weight (black,
+   * dashed), mode: the mode's name, traces: [{points: [[step, fraction], ...], color, name}],
+   * equilibrium: each level's equilibrium fraction (green, dashed; optional), stepsEach: steps per level,
+   * weightName: the weight's name in the legend}. */
+  L.fractionChart = function (canvas, opts) {
+    var c = canvas.getContext("2d"), W = canvas.width, H = canvas.height, l = 54, r = 20, t = 10, b = 34;
+    var T = Math.max(opts.total, 1), w = opts.weight, eq = opts.equilibrium || [];
+    function X(step) { return l + (W - l - r) * step / T; }
+    function Y(f) { return t + (H - t - b) * (1 - f); }
+    c.fillStyle = "#fff"; c.fillRect(0, 0, W, H);
+    c.strokeStyle = "#333"; c.strokeRect(l + 0.5, t + 0.5, W - l - r, H - t - b);
+    c.fillStyle = "#222"; c.font = "11px sans-serif"; c.textAlign = "right"; c.textBaseline = "middle";
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (f) { c.fillText(f.toFixed(2), l - 4, Y(f)); });
+    c.textAlign = "center"; c.textBaseline = "top";
+    [0, 0.5, 1].forEach(function (q) { c.fillText(String(Math.round(q * T)), X(q * T), H - b + 4); });
+    c.fillText("step", l + (W - l - r) / 2, H - 16);
+    c.save(); c.translate(4, t + (H - t - b) / 2); c.rotate(-Math.PI / 2); c.fillText("fraction at " + opts.mode, 0, 0);
+    c.restore();
+    c.setLineDash([5, 4]); c.strokeStyle = "#000"; c.beginPath(); c.moveTo(X(0), Y(w)); c.lineTo(X(T), Y(w)); c.stroke();
+    c.setLineDash([3, 2]); c.strokeStyle = "rgb(44,160,44)"; c.lineWidth = 2; c.beginPath();  // each level's equilibrium
+    for (var i = 0; i < eq.length; i++) {
+      c.moveTo(X(i * opts.stepsEach), Y(eq[i])); c.lineTo(X((i + 1) * opts.stepsEach), Y(eq[i]));
+    }
+    c.stroke(); c.setLineDash([]); c.lineWidth = 1;
+    opts.traces.forEach(function (tr) {
+      c.strokeStyle = tr.color; c.lineWidth = 1.5; c.beginPath();
+      tr.points.forEach(function (p, j) { if (j) c.lineTo(X(p[0]), Y(p[1])); else c.moveTo(X(p[0]), Y(p[1])); });
+      c.stroke(); c.lineWidth = 1;
+    });
+    var items = opts.traces.map(function (tr) { return [tr.name, tr.color]; }), x = l + 6;
+    if (eq.length) items.push(["level equilibrium", "rgb(44,160,44)"]);
+    items.push([opts.weightName || "weight", "#000"]);
+    c.textAlign = "left"; c.textBaseline = "top"; c.font = "11px sans-serif";
+    items.forEach(function (it) { c.fillStyle = it[1]; c.fillText(it[0], x, t + 4); x += c.measureText(it[0]).width + 12; });
+  };
 
   /* ---------- what the samplers print ---------- */
 

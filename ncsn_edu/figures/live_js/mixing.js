@@ -7,29 +7,7 @@
   "use strict";
   var L = global.NCSNLive;
 
-  /** Standard normal CDF (Abramowitz and Stegun 7.1.26 for erf; absolute error below 1.5e-7). */
-  function ndtr(x) {
-    var z = Math.abs(x) / Math.SQRT2, t = 1 / (1 + 0.3275911 * z);
-    var y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t *
-      Math.exp(-z * z);
-    return x >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
-  }
-  L.ndtr = ndtr;
-
-  /** The mass that level sigma's density puts nearer to mean `heavy` than to the other mean
-   * (annealing_theory.equilibrium_side_fraction): for two isotropic components, the side of the
-   * bisecting line; component k has std sqrt(var_k) and lies at signed distance d_k from the line. */
-  function sideFraction(mix, heavy, sigma, convention) {
-    var a = mix.means[heavy], b = mix.means[1 - heavy], v = mix.variances(sigma, convention);
-    var nx = a[0] - b[0], ny = a[1] - b[1], nn = Math.sqrt(nx * nx + ny * ny);
-    var cx = (a[0] + b[0]) / 2, cy = (a[1] + b[1]) / 2, f = 0;
-    for (var k = 0; k < 2; k++) {
-      var d = ((mix.means[k][0] - cx) * nx + (mix.means[k][1] - cy) * ny) / nn;
-      f += mix.weights[k] * ndtr(d / Math.sqrt(v[k]));
-    }
-    return f;
-  }
-  L.sideFraction = sideFraction;
+  var sideFraction = L.sideFraction;  // core.js: each level's equilibrium split
 
   L.figures.mixing = function (ui, cfg) {
     var base = new L.Mixture(cfg.mixture), heavy = cfg.heavy, lim = cfg.lim;
@@ -107,36 +85,11 @@
       return tp >= T && run.t >= run.total;
     }
     function chart() {
-      var c = cT.getContext("2d"), W = cT.width, H = cT.height, l = 54, r = 20, t = 10, b = 34;
-      var T = Math.max(Math.round(tCtl.get()), run.total), w = wCtl.get();
-      function X(step) { return l + (W - l - r) * step / T; }
-      function Y(f) { return t + (H - t - b) * (1 - f); }
-      c.fillStyle = "#fff"; c.fillRect(0, 0, W, H);
-      c.strokeStyle = "#333"; c.strokeRect(l + 0.5, t + 0.5, W - l - r, H - t - b);
-      c.fillStyle = "#222"; c.font = "11px sans-serif"; c.textAlign = "right"; c.textBaseline = "middle";
-      [0, 0.25, 0.5, 0.75, 1].forEach(function (f) { c.fillText(f.toFixed(2), l - 4, Y(f)); });
-      c.textAlign = "center"; c.textBaseline = "top";
-      [0, 0.5, 1].forEach(function (q) { c.fillText(String(Math.round(q * T)), X(q * T), H - b + 4); });
-      c.fillText("step", l + (W - l - r) / 2, H - 16);
-      c.save(); c.translate(4, t + (H - t - b) / 2); c.rotate(-Math.PI / 2); c.fillText("fraction at " + modeName, 0, 0);
-      c.restore();
-      c.setLineDash([5, 4]); c.strokeStyle = "#000"; c.beginPath(); c.moveTo(X(0), Y(w)); c.lineTo(X(T), Y(w)); c.stroke();
-      c.setLineDash([3, 2]); c.strokeStyle = "rgb(44,160,44)"; c.lineWidth = 2; c.beginPath();  // each level's equilibrium
-      for (var i = 0; i < sigmas.length; i++) {
-        var e = sideFraction(mix, heavy, sigmas[i], convCtl.get());
-        c.moveTo(X(i * cfg.n_steps_each), Y(e)); c.lineTo(X((i + 1) * cfg.n_steps_each), Y(e));
-      }
-      c.stroke(); c.setLineDash([]); c.lineWidth = 1;
-      [[traceP, "rgb(214,39,40)"], [traceA, "rgb(31,119,180)"]].forEach(function (tr) {
-        c.strokeStyle = tr[1]; c.lineWidth = 1.5; c.beginPath();
-        tr[0].forEach(function (p, j) { if (j) c.lineTo(X(p[0]), Y(p[1])); else c.moveTo(X(p[0]), Y(p[1])); });
-        c.stroke(); c.lineWidth = 1;
-      });
-      c.textAlign = "left"; c.font = "11px sans-serif";
-      c.fillStyle = "rgb(214,39,40)"; c.fillText("plain", l + 6, t + 4);
-      c.fillStyle = "rgb(31,119,180)"; c.fillText("annealed", l + 46, t + 4);
-      c.fillStyle = "rgb(44,160,44)"; c.fillText("level equilibrium", l + 110, t + 4);
-      c.fillStyle = "#000"; c.fillText("weight", l + 214, t + 4);
+      var eq = sigmas.map(function (sg) { return sideFraction(mix, heavy, sg, convCtl.get()); });
+      L.fractionChart(cT, {total: Math.max(Math.round(tCtl.get()), run.total), weight: wCtl.get(), mode: modeName,
+        traces: [{points: traceP, color: "rgb(214,39,40)", name: "plain"},
+                 {points: traceA, color: "rgb(31,119,180)", name: "annealed"}],
+        equilibrium: eq, stepsEach: cfg.n_steps_each});
     }
     function summary() {
       var fp = frac(xp), fa = frac(xa), w = wCtl.get(), se = function (f) { return Math.sqrt(f * (1 - f) / n); };
