@@ -4,6 +4,14 @@ item 4: the held-out loss, the held-out dequantisation, ``to_uint8``'s rounding)
 Each test below was checked by planting its bug in the package, seeing the test fail,
 and reverting; the comment on each test says which bug it catches. Tolerances are a
 few standard errors of the statistic, computed from the samples themselves.
+
+Issue 30's four bugs are caught in the files of their modules, each seen failing on its bug:
+the in-page mode fractions divided by all n chains instead of the m finite ones
+(tests/figures/test_live.py::test_mode_fractions_count_the_finite_chains_only); chapter 7's
+plain live chains with a drift of eps*s instead of eps/2*s (tests/figures/test_live_mixing.py,
+the spread within each mode); the VE SDE's prior with sigma_min instead of sigma_max
+(tests/test_score_sde.py, the prior's tests); held-out batches flipped left-right
+(tests/images/test_batches.py and, with the dequantisation, below).
 """
 
 from __future__ import annotations
