@@ -37,7 +37,7 @@ INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.
 
 def inception_weights_path() -> Path:
     """Where the Inception weights are cached: torch's hub checkpoint folder.
-    Used by the capstone commands (chapter 12)."""
+    Used by the capstone commands (the capstone page)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_URL.rsplit("/", 1)[-1]
 
 
@@ -45,7 +45,7 @@ def inception_weights(path=None, download: bool = True, timeout: float = 60.0) -
     """The path of the Inception weights, downloading them into the cache when missing.
 
     Raises ``RuntimeError`` with what to do when they are missing and cannot be fetched.
-    Used by the capstone commands (chapter 12).
+    Used by the capstone commands (the capstone page).
     """
     if path is not None:
         path = Path(path)
@@ -77,7 +77,7 @@ def inception_weights(path=None, download: bool = True, timeout: float = 60.0) -
 class UInt8Images(torch.utils.data.Dataset):
     """A uint8 ``(N, C, H, W)`` tensor as the 3-channel uint8 images torch-fidelity reads
     (one-channel images are repeated to three).
-    Used by the capstone commands (chapter 12)."""
+    Used by the capstone commands (the capstone page)."""
 
     def __init__(self, images: torch.Tensor):
         if images.dtype != torch.uint8 or images.ndim != 4:
@@ -97,7 +97,7 @@ def fidelity_metrics(samples: torch.Tensor, reference: torch.Tensor | None, isc:
                      progress: bool = False) -> dict:
     """Inception score (mean, std over 10 splits) and FID of uint8 ``samples`` against
     uint8 ``reference`` images, computed by torch-fidelity.
-    Used by the capstone commands (chapter 12)."""
+    Used by the capstone commands (the capstone page)."""
     try:
         import torch_fidelity
     except ImportError as err:
@@ -130,7 +130,7 @@ def _reference(dataset: str, root=None) -> torch.Tensor:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command's argument parser. Used by the capstone commands (chapter 12)."""
+    """The command's argument parser. Used by the capstone commands (the capstone page)."""
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.evaluate_images", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None, model_factory=None) -> int:
-    """The command line. Introduced in chapter 12 (the capstone)."""
+    """The command line. Introduced on the capstone page."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "fetch-weights":
