@@ -114,15 +114,15 @@ def paired_difference(before, after, threshold: float = 0.99) -> tuple[float, fl
     return float(d.mean()), float(d.std() / len(d) ** 0.5)
 
 
-def quality(classifier, images: torch.Tensor, threshold: float = 0.99, n_boot: int = 200,
+def quality(confidence, predictions, threshold: float = 0.99, n_boot: int = 200,
             generator: torch.Generator | None = None) -> dict:
-    """The confident share and the class balance of ``images``, each with its bootstrap
-    spread over the images (standard deviation of ``n_boot`` resamples): ``{"n",
-    "confident", "confident_sd", "deviation", "deviation_sd", "confidence", "predictions"}``.
+    """The confident share and the class balance of a set of images from their
+    :func:`readings` (``confidence`` and ``predictions``), each with its bootstrap spread
+    over the images (standard deviation of ``n_boot`` resamples): ``{"n", "confident",
+    "confident_sd", "deviation", "deviation_sd"}``.
     Introduced in chapter 11 (MNIST inpainting and sample quality)."""
-    conf, pred = readings(classifier, images)
+    conf, pred = torch.as_tensor(confidence), torch.as_tensor(predictions)
     share = bootstrap(lambda c: confident_share(c, threshold), conf, n_boot=n_boot, generator=generator)
     dev = bootstrap(class_deviation, pred, n_boot=n_boot, generator=generator)
-    return {"n": len(images), "confident": confident_share(conf, threshold), "confident_sd": float(share.std(ddof=1)),
-            "deviation": class_deviation(pred), "deviation_sd": float(dev.std(ddof=1)), "confidence": conf,
-            "predictions": pred}
+    return {"n": len(conf), "confident": confident_share(conf, threshold), "confident_sd": float(share.std(ddof=1)),
+            "deviation": class_deviation(pred), "deviation_sd": float(dev.std(ddof=1))}

@@ -19,6 +19,7 @@ from ncsn_edu.images.quality import (
     gaussian_blur,
     gaussian_noise,
     paired_difference,
+    quality,
     readings,
 )
 
@@ -106,3 +107,13 @@ def test_the_confident_share_orders_degraded_digits_and_blotchy_samples_as_a_per
         p1 = confident_share(conf[name])
         se = math.sqrt(p1 * (1 - p1) / len(real) + p2 * (1 - p2) / len(blotchy))
         assert p1 - p2 > 3 * se, (name, p1, p2, se)
+
+
+def test_quality_gives_the_share_and_balance_with_their_bootstrap_spreads():
+    conf = torch.tensor([0.995] * 30 + [0.5] * 70)
+    pred = torch.arange(100) % 5  # five classes, 20% each
+    q = quality(conf, pred, n_boot=400, generator=torch.Generator().manual_seed(2))
+    assert q["n"] == 100 and q["confident"] == pytest.approx(0.3) and q["deviation"] == pytest.approx(0.1)
+    # binomial s.e. sqrt(0.3 * 0.7 / 100) = 0.046; the sd of 400 resamples is within about 3.5% of it
+    assert q["confident_sd"] == pytest.approx(math.sqrt(0.21 / 100), rel=0.15)
+    assert 0 < q["deviation_sd"] < 0.1
