@@ -50,7 +50,8 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a = p.add_argument
     a("--preset", default=preset, choices=sorted(PRESETS),
       help="start from these named settings (ncsn_edu.images.presets), e.g. BOOK_CPU_MNIST for the book's shipped "
-           "CPU model; the other options change them")
+           "CPU model, or ncsnv2 for NCSNv2's CIFAR-10 settings (EMA 0.999, division by sigma, sigma_1 = 50, "
+           "L = 232, T = 5, step 6.2e-6, final denoising); the other options change them")
     a("--dataset", default=dataset_default, help=f"{', '.join(DATASETS)} (folder: a folder of images, "
                                                   f"class folders or flat, given by --data-root)")
     a("--out", default=None, help="run folder for checkpoints, metrics.csv and sample grids "
@@ -96,6 +97,15 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--no-dequantize", dest="dequantize", action="store_false", default=argparse.SUPPRESS,
       help="no dequantisation: pixels x/255 as stored (how the book's CPU model data/mnist_ncsn_ngf16.pt "
            "was trained; a run resumes only under its own setting)")
+    a("--ema", type=float, default=d.ema, metavar="RATE",
+      help="keep an exponential moving average of the weights at this rate (NCSNv2: 0.999); sample grids, "
+           "test losses and the sampling commands use it (without it: no average, as in the paper run)")
+    a("--divide-by-sigma", dest="divide_by_sigma", action="store_true", default=d.divide_by_sigma,
+      help="NCSNv2's noise conditioning: an unconditional network whose output is divided by sigma "
+           "(without it: the paper's conditional CIN++ network)")
+    a("--final-denoise", dest="sample_denoise", action="store_true", default=d.sample_denoise,
+      help="end the sample grids with NCSNv2's denoising step x + sigma_L^2 s(x, sigma_L) (without it: none, "
+           "as in the paper)")
     a("--seed", type=int, default=d.seed, help="seed of every random draw")
     a("--device", default=d.device, help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     a("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "fp32", "off"],

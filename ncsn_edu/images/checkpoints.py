@@ -1,8 +1,10 @@
 """Checkpoints of the image trainer: writing them atomically, reading them safely, and
 deciding whether a run may resume from one (chapter 12).
 
-A checkpoint is a dict ``{model, optimizer, step, sigmas, config, scaler}`` (a snapshot
-keeps ``model, step, sigmas, config``); ``config`` holds the run's settings, including
+A checkpoint is a dict ``{model, optimizer, step, sigmas, config, scaler, ema}`` (a snapshot
+keeps ``model, step, sigmas, config, ema``); ``ema`` is the state dict of the network with the
+exponential moving average of its weights (None when the run keeps no average), and
+:func:`load_checkpoint` gives those weights when present; ``config`` holds the run's settings, including
 what the data fixed: ``channels``, ``image_size`` and ``data_source`` (which files were
 read: the original CIFAR-10 or its JPEG copy, say), and ``precision`` (bf16, fp16 or
 fp32); ``scaler`` is the fp16 gradient scaler's state (None otherwise). No random state
@@ -24,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from ncsn_edu.images.presets import DATA_KEYS, MODEL_KEYS, build_model, shape_kwargs
+from ncsn_edu.images.presets import DATA_KEYS, KEY_DEFAULTS, MODEL_KEYS, build_model, shape_kwargs
 
 CHECKPOINT = "checkpoint.pt"
-SNAPSHOT_KEYS = ("model", "step", "sigmas", "config")
+SNAPSHOT_KEYS = ("model", "step", "sigmas", "config", "ema")
 
 
 def atomic_save(obj, path) -> None:
@@ -78,20 +80,38 @@ def read_checkpoint(path) -> dict:
     return state
 
 
-def load_checkpoint(path, device="cpu", model_factory=None):
+def model_kwargs(config: dict, sigmas) -> dict:
+    """The keyword arguments a model factory ``factory(dataset, ngf, n_sigmas, **kw)`` needs
+    for a run's settings: the images' shape (:func:`ncsn_edu.images.presets.shape_kwargs`) and,
+    for NCSNv2's division by sigma, ``sigmas=``.
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    kw = shape_kwargs(config["dataset"], config.get("channels"), config.get("image_size"))
+    if config.get("divide_by_sigma"):
+        kw["sigmas"] = sigmas
+    return kw
+
+
+def load_checkpoint(path, device="cpu", model_factory=None, weights: str = "ema"):
     """Load a checkpoint written by the trainer: returns ``(model, sigmas, config)``.
 
     ``model`` is in eval mode on ``device``; ``sigmas`` is the run's noise levels and
-    ``config`` its settings (a dict). ``model_factory(dataset, ngf, n_sigmas)`` builds the
+    ``config`` its settings (a dict). ``weights="ema"`` (the default) loads the exponential
+    moving average of the weights when the run kept one (NCSNv2 samples from it), and the
+    weights themselves otherwise; ``weights="raw"`` always loads the weights themselves.
+    ``model_factory(dataset, ngf, n_sigmas)`` builds the
     network (default: :func:`ncsn_edu.images.presets.build_model`); for images of another shape
-    than the data set's own it also gets ``channels=`` and ``image_size=``.
+    than the data set's own it also gets ``channels=`` and ``image_size=``, and for a network
+    that divides by sigma ``sigmas=``.
     Introduced in chapter 10 (NCSN on MNIST).
     """
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
     state = read_checkpoint(path)
     cfg = state["config"]
-    kw = shape_kwargs(cfg["dataset"], cfg.get("channels"), cfg.get("image_size"))
+    kw = model_kwargs(cfg, state["sigmas"])
     model = (model_factory or build_model)(cfg["dataset"], cfg["ngf"], cfg["n_sigmas"], **kw)
-    model.load_state_dict(state["model"])
+    use_ema = weights == "ema" and state.get("ema") is not None
+    model.load_state_dict(state["ema"] if use_ema else state["model"])
     model.to(device).eval()
     return model, state["sigmas"].to(device), cfg
 
@@ -115,12 +135,15 @@ def check_resume(recorded: dict, settings: dict, path) -> None:
     Used by the training command (chapter 10, NCSN on MNIST)."""
     keys = MODEL_KEYS + tuple(k for k in DATA_KEYS if k in recorded)
 
+    def then(k):  # checkpoints older than a key were made without it
+        return recorded.get(k, KEY_DEFAULTS.get(k))
+
     def same(k):
         if k == "data_source":
             return comparable_source(recorded.get(k)) == comparable_source(settings.get(k))
-        return recorded.get(k) == settings.get(k)
+        return then(k) == settings.get(k, KEY_DEFAULTS.get(k))
 
-    diff = {k: (recorded.get(k), settings.get(k)) for k in keys if not same(k)}
+    diff = {k: (then(k), settings.get(k)) for k in keys if not same(k)}
     if diff:
         hint = ""
         if "dequantize" in diff and not recorded.get("dequantize"):
@@ -146,12 +169,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def restore(state: dict, saved: dict, lr: float, betas: tuple, device: torch.device) -> None:
-    """Put a checkpoint's model, optimiser, step and (when ``state`` has a gradient scaler
-    and the checkpoint one's state) the scaler's state into the training ``state``
-    (``{model, optimizer, step, scaler}``); ``lr`` and ``betas`` (the command line's)
-    replace the saved optimiser settings.
+    """Put a checkpoint's model, optimiser, step, (when ``state`` has a gradient scaler
+    and the checkpoint one's state) the scaler's state and (when ``state`` keeps an EMA) the
+    averaged weights into the training ``state`` (``{model, optimizer, step, scaler, ema}``);
+    ``lr`` and ``betas`` (the command line's) replace the saved optimiser settings.
     Used by the training command (chapter 10, NCSN on MNIST)."""
     unwrap(state["model"]).load_state_dict(saved["model"])
+    if state.get("ema") is not None:
+        if saved.get("ema") is None:
+            raise ValueError("the checkpoint keeps no EMA of the weights; resume it without --ema")
+        state["ema"].load_state_dict(saved["ema"])
     state["optimizer"].load_state_dict(saved["optimizer"])
     for group in state["optimizer"].param_groups:
         group["lr"], group["betas"] = lr, betas
@@ -172,6 +199,7 @@ def save(state: dict, sigmas: torch.Tensor, settings: dict, out, device: torch.d
         "sigmas": sigmas,
         "config": settings,
         "scaler": state["scaler"].state_dict() if state.get("scaler") is not None else None,
+        "ema": state["ema"].state_dict() if state.get("ema") is not None else None,
     }
     atomic_save(payload, out / CHECKPOINT)
     if snapshot:

@@ -37,7 +37,11 @@ DATASETS = (*DATASET_DEFAULTS, "folder")
 
 #: Settings that fix the model and the meaning of a step: a resumed run must agree on them,
 #: and a shipped checkpoint must agree with its preset on them.
-MODEL_KEYS = ("dataset", "ngf", "n_sigmas", "sigma_begin", "sigma_end", "batch_size", "seed", "flip", "dequantize")
+MODEL_KEYS = ("dataset", "ngf", "n_sigmas", "sigma_begin", "sigma_end", "batch_size", "seed", "flip", "dequantize",
+              "ema", "divide_by_sigma")
+#: The value of a model key that checkpoints older than the key did not record (they were
+#: made without it).
+KEY_DEFAULTS = {"ema": None, "divide_by_sigma": False}
 #: What the data fixes, recorded in a checkpoint's settings by the trainer (older
 #: checkpoints lack them): a resume must agree on those that are recorded.
 DATA_KEYS = ("crop", "channels", "image_size", "data_source")
@@ -76,6 +80,9 @@ class TrainConfig:
     sample_steps_each: int = 100
     sample_eps: float = 2e-5
     dequantize: bool = True  # (255 x + U(0, 1)) / 256 on every batch, as the official code
+    ema: float | None = None  # rate of the weights' exponential moving average (NCSNv2: 0.999); None: none
+    divide_by_sigma: bool = False  # NCSNv2's conditioning: an unconditional network whose output is divided by sigma
+    sample_denoise: bool = False  # the sample grids end with x + sigma_L^2 s(x, sigma_L) (NCSNv2's denoising)
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"
@@ -126,6 +133,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("--test-batches must be non-negative")
     if not (cfg.lr > 0 and cfg.sample_eps > 0):
         raise ValueError("--lr and --sample-eps must be positive")
+    if cfg.ema is not None and not 0 <= cfg.ema < 1:
+        raise ValueError(f"--ema must lie in [0, 1) (0.999 in NCSNv2), got {cfg.ema}")
     for name in ("amp", "channels_last", "compile", "tensorboard"):
         allowed = ("auto", "on", "off") if name != "amp" else ("auto", "bf16", "fp16", "fp32", "off")
         if getattr(cfg, name) not in allowed:
@@ -135,15 +144,18 @@ def validate(cfg: TrainConfig) -> None:
 # ----------------------------------------------------------------------------- the network
 
 def build_model(dataset: str, ngf: int, n_sigmas: int, channels: int | None = None,
-                image_size: int | None = None) -> torch.nn.Module:
+                image_size: int | None = None, sigmas=None) -> torch.nn.Module:
     """The paper's CondRefineNetDilated for ``dataset`` (``channels`` and ``image_size``
-    default to the data set's; a folder data set gives them).
+    default to the data set's; a folder data set gives them). With ``sigmas`` (the levels,
+    largest first) it is NCSNv2's variant: unconditional normalisations and the output
+    divided by sigma (``conditioning="division"``).
     Used by the training command (chapter 10, NCSN on MNIST)."""
     from ncsn_edu.images.refinenet import CondRefineNetDilated
 
     d = DATASET_DEFAULTS.get(dataset, {})
+    kw = {} if sigmas is None else dict(conditioning="division", sigmas=sigmas)
     return CondRefineNetDilated(in_channels=channels or d["channels"], ngf=ngf, num_classes=n_sigmas,
-                                image_size=image_size or d["image_size"])
+                                image_size=image_size or d["image_size"], **kw)
 
 
 def shape_kwargs(dataset: str, channels: int | None, image_size: int | None) -> dict:
@@ -184,8 +196,21 @@ BOOK_CPU_MNIST = TrainConfig(dataset="mnist", out="runs/mnist_ngf16", ngf=16, fl
 BOOK_CPU_MNIST_SIGMA001 = BOOK_CPU_MNIST.replace(out="runs/mnist_baseline_sigma001", n_sigmas=1, sigma_begin=0.01,
                                                  sigma_end=0.01, n_iters=200_000, keep_snapshots=False)
 
+#: NCSNv2's CIFAR-10 settings (Song & Ermon 2020; the official ermongroup/ncsnv2 ``configs/cifar10.yml``)
+#: on this book's RefineNet: sigma_1 = 50 (the largest pairwise distance of the training images),
+#: L = 232 levels down to 0.01 (neighbouring shells overlapping by about a half in D = 3072),
+#: noise conditioning by division, an EMA of the weights at rate 0.999 (samples come from it),
+#: Adam at lr 1e-4, 300,000 iterations of batch 128, flips and no dequantisation as in that config;
+#: sampling with T = 5 steps per level at step 6.2e-6 (the official code's convention) and the final
+#: denoising step. (NCSNv2's own network is a deeper RefineNet; this is the paper run's network.)
+NCSNV2_CIFAR10 = PAPER_CIFAR10.replace(out="runs/cifar10_ncsnv2", sigma_begin=50.0, sigma_end=0.01, n_sigmas=232,
+                                       lr=1e-4, n_iters=300_000, dequantize=False, ema=0.999,
+                                       divide_by_sigma=True, sample_steps_each=5, sample_eps=6.2e-6,
+                                       sample_denoise=True)
+
 PRESETS = {"PAPER_MNIST": PAPER_MNIST, "PAPER_CIFAR10": PAPER_CIFAR10, "BOOK_CPU_MNIST": BOOK_CPU_MNIST,
-           "BOOK_CPU_MNIST_SIGMA001": BOOK_CPU_MNIST_SIGMA001}
+           "BOOK_CPU_MNIST_SIGMA001": BOOK_CPU_MNIST_SIGMA001, "NCSNV2_CIFAR10": NCSNV2_CIFAR10,
+           "ncsnv2": NCSNV2_CIFAR10}
 
 #: Which preset made each image checkpoint shipped under ``data/``.
 SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST", "mnist_baseline_sigma001.pt": "BOOK_CPU_MNIST_SIGMA001"}
@@ -196,4 +221,5 @@ def settings_differ(recorded: dict, cfg: TrainConfig | dict, keys=MODEL_KEYS) ->
     recorded settings and ``cfg`` disagree (``cfg`` resolved first).
     Used by the training command (chapter 10, NCSN on MNIST)."""
     now = asdict(cfg.resolved()) if isinstance(cfg, TrainConfig) else cfg
-    return {k: (recorded.get(k), now.get(k)) for k in keys if recorded.get(k) != now.get(k)}
+    then = {k: recorded.get(k, KEY_DEFAULTS.get(k)) for k in keys}
+    return {k: (then[k], now.get(k, KEY_DEFAULTS.get(k))) for k in keys if then[k] != now.get(k, KEY_DEFAULTS.get(k))}

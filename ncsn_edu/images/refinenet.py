@@ -19,7 +19,9 @@ of the images. It is built from
 With ``ngf=64`` and one channel (MNIST) it has 7,638,657 parameters and with
 ``ngf=128`` and three channels (CIFAR-10, CelebA) 30,117,635, the counts of the
 official model; ``tests/images/test_refinenet.py`` checks both. A smaller ``ngf`` gives the
-same architecture, narrower, for training on a CPU.
+same architecture, narrower, for training on a CPU. ``conditioning="division"`` gives NCSNv2's
+noise conditioning (Song & Ermon 2020, Technique 3): the same network with unconditional
+normalisations, its output divided by sigma.
 """
 
 from __future__ import annotations
@@ -70,6 +72,40 @@ class CondInstanceNormPlus(nn.Module):
         return gamma[..., None, None] * h + beta[..., None, None]
 
 
+class InstanceNormPlus(nn.Module):
+    """Unconditional instance normalisation ++ (NCSNv2's ``InstanceNorm2dPlus``): the layer of
+    :class:`CondInstanceNormPlus` with one row of ``(gamma, alpha, beta)`` shared by every
+    noise level. It takes ``labels`` and ignores them, so the blocks below use either layer.
+    With it the network is unconditional and the noise level enters only through the
+    division of the output by sigma (:class:`CondRefineNetDilated` with
+    ``conditioning="division"``).
+    Belongs to chapter 11b (NCSNv2's techniques)."""
+
+    def __init__(self, num_features: int, num_classes: int = 1, eps: float = 1e-5):
+        super().__init__()
+        if num_features < 2:
+            raise ValueError("IN++ needs at least two channels (it takes a variance over channels)")
+        self.num_features = num_features
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.empty(num_features).normal_(1.0, 0.02))
+        self.alpha = nn.Parameter(torch.empty(num_features).normal_(1.0, 0.02))
+        self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        mu = x.mean(dim=(2, 3))
+        var = x.var(dim=(2, 3), unbiased=False)
+        h = (x - mu[..., None, None]) / torch.sqrt(var[..., None, None] + self.eps)
+        m = mu.mean(dim=1, keepdim=True)
+        v = mu.var(dim=1, keepdim=True, unbiased=True)
+        mu_tilde = (mu - m) / torch.sqrt(v + self.eps)
+        h = h + (self.alpha * mu_tilde)[..., None, None]
+        return self.gamma[:, None, None] * h + self.beta[:, None, None]
+
+
+#: The normalisation layer of each way of telling the network the noise level.
+NORMS = {"cin++": CondInstanceNormPlus, "division": InstanceNormPlus}
+
+
 def _conv3x3(cin: int, cout: int, dilation: int = 1, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=bias)
 
@@ -98,7 +134,8 @@ class CondResBlock(nn.Module):
     """
 
     def __init__(self, cin: int, cout: int, num_classes: int, dilation: int = 1,
-                 downsample: bool = False, entry: bool = False, act: nn.Module | None = None):
+                 downsample: bool = False, entry: bool = False, act: nn.Module | None = None,
+                 norm=CondInstanceNormPlus):
         super().__init__()
         if downsample and dilation != 1:
             raise ValueError("a block either downsamples or dilates, not both")
@@ -106,9 +143,9 @@ class CondResBlock(nn.Module):
             raise ValueError("only the entry block of a stage downsamples or changes the width")
         self.act = act if act is not None else nn.ELU()
         mid = cin if entry else cout
-        self.norm1 = CondInstanceNormPlus(cin, num_classes)
+        self.norm1 = norm(cin, num_classes)
         self.conv1 = _conv3x3(cin, mid, dilation)
-        self.norm2 = CondInstanceNormPlus(mid, num_classes)
+        self.norm2 = norm(mid, num_classes)
         if downsample:
             self.conv2 = _ConvThenPool(mid, cout, 3)
             self.shortcut = _ConvThenPool(cin, cout, 1)
@@ -129,11 +166,12 @@ class CondRCU(nn.Module):
     The convolutions have no bias (the normalisation that follows carries one).
     Belongs to chapter 10 (NCSN on MNIST)."""
 
-    def __init__(self, channels: int, num_classes: int, n_blocks: int, n_stages: int = 2, act=None):
+    def __init__(self, channels: int, num_classes: int, n_blocks: int, n_stages: int = 2, act=None,
+                 norm=CondInstanceNormPlus):
         super().__init__()
         self.act = act if act is not None else nn.ELU()
         self.norms = nn.ModuleList(
-            nn.ModuleList(CondInstanceNormPlus(channels, num_classes) for _ in range(n_stages))
+            nn.ModuleList(norm(channels, num_classes) for _ in range(n_stages))
             for _ in range(n_blocks)
         )
         self.convs = nn.ModuleList(
@@ -155,9 +193,9 @@ class CondMultiResFusion(nn.Module):
     largest resolution, sum.
     Belongs to chapter 10 (NCSN on MNIST)."""
 
-    def __init__(self, in_channels: list[int], channels: int, num_classes: int):
+    def __init__(self, in_channels: list[int], channels: int, num_classes: int, norm=CondInstanceNormPlus):
         super().__init__()
-        self.norms = nn.ModuleList(CondInstanceNormPlus(c, num_classes) for c in in_channels)
+        self.norms = nn.ModuleList(norm(c, num_classes) for c in in_channels)
         self.convs = nn.ModuleList(_conv3x3(c, channels) for c in in_channels)
 
     def forward(self, xs, labels, size):
@@ -173,10 +211,10 @@ class CondChainedResPool(nn.Module):
     conv) whose every output is added to the input.
     Belongs to chapter 10 (NCSN on MNIST)."""
 
-    def __init__(self, channels: int, num_classes: int, n_stages: int = 2, act=None):
+    def __init__(self, channels: int, num_classes: int, n_stages: int = 2, act=None, norm=CondInstanceNormPlus):
         super().__init__()
         self.act = act if act is not None else nn.ELU()
-        self.norms = nn.ModuleList(CondInstanceNormPlus(channels, num_classes) for _ in range(n_stages))
+        self.norms = nn.ModuleList(norm(channels, num_classes) for _ in range(n_stages))
         self.convs = nn.ModuleList(_conv3x3(channels, channels, bias=False) for _ in range(n_stages))
 
     def forward(self, x, labels):
@@ -193,15 +231,16 @@ class CondRefineBlock(nn.Module):
     are several), chained residual pooling and output RCUs (three in the last block).
     Belongs to chapter 10 (NCSN on MNIST)."""
 
-    def __init__(self, in_channels: list[int], channels: int, num_classes: int, last: bool = False, act=None):
+    def __init__(self, in_channels: list[int], channels: int, num_classes: int, last: bool = False, act=None,
+                 norm=CondInstanceNormPlus):
         super().__init__()
         act = act if act is not None else nn.ELU()
-        self.adapt = nn.ModuleList(CondRCU(c, num_classes, n_blocks=2, act=act) for c in in_channels)
-        self.fuse = CondMultiResFusion(in_channels, channels, num_classes) if len(in_channels) > 1 else None
+        self.adapt = nn.ModuleList(CondRCU(c, num_classes, n_blocks=2, act=act, norm=norm) for c in in_channels)
+        self.fuse = CondMultiResFusion(in_channels, channels, num_classes, norm) if len(in_channels) > 1 else None
         if self.fuse is None and in_channels[0] != channels:
             raise ValueError("a refine block with one input keeps its width")
-        self.pool = CondChainedResPool(channels, num_classes, act=act)
-        self.out = CondRCU(channels, num_classes, n_blocks=3 if last else 1, act=act)
+        self.pool = CondChainedResPool(channels, num_classes, act=act, norm=norm)
+        self.out = CondRCU(channels, num_classes, n_blocks=3 if last else 1, act=act, norm=norm)
 
     def forward(self, xs, labels, size):
         hs = [rcu(x, labels) for rcu, x in zip(self.adapt, xs)]
@@ -218,6 +257,12 @@ class CondRefineNetDilated(nn.Module):
     ngf: base width; the paper uses 64 for MNIST and 128 otherwise.
     num_classes: number of noise levels ``L`` (10 in the paper).
     image_size: side of the square images (28 or 32 in the paper; any even size works).
+    conditioning: how the network is told the noise level. ``"cin++"`` (the paper's): every
+        normalisation carries a row of parameters per level (:class:`CondInstanceNormPlus`).
+        ``"division"`` (NCSNv2's Technique 3): the normalisations are unconditional
+        (:class:`InstanceNormPlus`) and the output of the unconditional network is divided by
+        the level's sigma, ``s(x, sigma_i) = s(x) / sigma_i``; it needs ``sigmas``, which the
+        network keeps as a buffer (saved with its weights).
 
     ``forward(x, labels)`` takes ``x`` of shape ``(N, in_channels, image_size,
     image_size)`` with pixels in ``[0, 1]`` (it rescales them to ``[-1, 1]`` itself)
@@ -226,31 +271,42 @@ class CondRefineNetDilated(nn.Module):
     Introduced in chapter 10 (NCSN on MNIST).
     """
 
-    def __init__(self, in_channels: int = 1, ngf: int = 64, num_classes: int = 10, image_size: int = 28):
+    def __init__(self, in_channels: int = 1, ngf: int = 64, num_classes: int = 10, image_size: int = 28,
+                 conditioning: str = "cin++", sigmas=None):
         super().__init__()
         if in_channels < 1 or ngf < 2 or num_classes < 1:
             raise ValueError("in_channels >= 1, ngf >= 2 and num_classes >= 1 are required")
         if image_size < 4 or image_size % 2:
             raise ValueError(f"image_size must be even (the network halves it once), got {image_size}")
+        if conditioning not in NORMS:
+            raise ValueError(f"conditioning must be one of {', '.join(NORMS)}, got {conditioning!r}")
+        if conditioning == "division":
+            if sigmas is None or len(sigmas) != num_classes:
+                raise ValueError(f"conditioning='division' needs the {num_classes} sigmas of the levels")
+            self.register_buffer("sigmas", torch.as_tensor(sigmas, dtype=torch.float32).clone())
+        elif sigmas is not None:
+            raise ValueError("sigmas are only used with conditioning='division'")
         self.in_channels, self.ngf = in_channels, ngf
-        self.num_classes, self.image_size = num_classes, image_size
+        self.num_classes, self.image_size, self.conditioning = num_classes, image_size, conditioning
         self.act = act = nn.ELU()
+        norm = NORMS[conditioning]
         L, w, w2 = num_classes, ngf, 2 * ngf
         self.begin_conv = nn.Conv2d(in_channels, w, 3, padding=1)
         # Encoder: four stages of two residual blocks.
-        self.stage1 = nn.ModuleList([CondResBlock(w, w, L, act=act), CondResBlock(w, w, L, act=act)])
-        self.stage2 = nn.ModuleList([CondResBlock(w, w2, L, downsample=True, entry=True, act=act),
-                                     CondResBlock(w2, w2, L, act=act)])
-        self.stage3 = nn.ModuleList([CondResBlock(w2, w2, L, dilation=2, entry=True, act=act),
-                                     CondResBlock(w2, w2, L, dilation=2, act=act)])
-        self.stage4 = nn.ModuleList([CondResBlock(w2, w2, L, dilation=4, entry=True, act=act),
-                                     CondResBlock(w2, w2, L, dilation=4, act=act)])
+        self.stage1 = nn.ModuleList([CondResBlock(w, w, L, act=act, norm=norm),
+                                     CondResBlock(w, w, L, act=act, norm=norm)])
+        self.stage2 = nn.ModuleList([CondResBlock(w, w2, L, downsample=True, entry=True, act=act, norm=norm),
+                                     CondResBlock(w2, w2, L, act=act, norm=norm)])
+        self.stage3 = nn.ModuleList([CondResBlock(w2, w2, L, dilation=2, entry=True, act=act, norm=norm),
+                                     CondResBlock(w2, w2, L, dilation=2, act=act, norm=norm)])
+        self.stage4 = nn.ModuleList([CondResBlock(w2, w2, L, dilation=4, entry=True, act=act, norm=norm),
+                                     CondResBlock(w2, w2, L, dilation=4, act=act, norm=norm)])
         # Decoder: refine blocks from the deepest stage back to the first.
-        self.refine1 = CondRefineBlock([w2], w2, L, act=act)
-        self.refine2 = CondRefineBlock([w2, w2], w2, L, act=act)
-        self.refine3 = CondRefineBlock([w2, w2], w, L, act=act)
-        self.refine4 = CondRefineBlock([w, w], w, L, last=True, act=act)
-        self.end_norm = CondInstanceNormPlus(w, L)
+        self.refine1 = CondRefineBlock([w2], w2, L, act=act, norm=norm)
+        self.refine2 = CondRefineBlock([w2, w2], w2, L, act=act, norm=norm)
+        self.refine3 = CondRefineBlock([w2, w2], w, L, act=act, norm=norm)
+        self.refine4 = CondRefineBlock([w, w], w, L, last=True, act=act, norm=norm)
+        self.end_norm = norm(w, L)
         self.end_conv = nn.Conv2d(w, in_channels, 3, padding=1)
 
     def _check(self, x, labels):
@@ -285,7 +341,10 @@ class CondRefineNetDilated(nn.Module):
         r = self.refine2([f3, r], labels, f3.shape[2:])
         r = self.refine3([f2, r], labels, f2.shape[2:])
         r = self.refine4([f1, r], labels, f1.shape[2:])
-        return self.end_conv(self.act(self.end_norm(r, labels)))
+        out = self.end_conv(self.act(self.end_norm(r, labels)))
+        if self.conditioning == "division":  # s(x, sigma_i) = s(x) / sigma_i
+            out = out / self.sigmas[labels].view(-1, 1, 1, 1).to(out.dtype)
+        return out
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -26,8 +26,8 @@ tests, samples and checkpoints (:mod:`ncsn_edu.images.checkpoints`) every so oft
 What the engine does, and why:
 
 * **Resume.** Rerunning the same command continues from ``OUT/checkpoint.pt`` (model,
-  optimiser, step, the gradient scaler under fp16). Every random draw of step ``k``
-  (which images, which flips, which noise levels, which noise) comes from generators
+  optimiser, step, the gradient scaler under fp16, the EMA of the weights under ``--ema``).
+  Every random draw of step ``k`` (which images, which flips, which noise levels, which noise) comes from generators
   seeded by ``(seed, k)`` (:mod:`ncsn_edu.images.seeding`), so a resumed run repeats an
   uninterrupted one exactly. Nothing draws from torch's global random state, so none is
   saved or restored (a test checks that training leaves it alone). A resume under
@@ -48,6 +48,13 @@ What the engine does, and why:
   GPUs and on the CPU. The choice is printed and stored in the checkpoint, with the
   scaler's state; a resume keeps it unless ``--amp`` names another. Channels-last memory
   is on for CUDA (``auto``); each option can be forced.
+* **NCSNv2's options** (Song & Ermon 2020): ``--ema RATE`` keeps an exponential moving
+  average of the weights (0.999 in NCSNv2); sample grids and the held-out test loss
+  (``test_loss``; ``test_loss_raw`` is the raw weights') use it, and checkpoints carry it.
+  ``--divide-by-sigma`` trains the unconditional network whose output is divided by
+  sigma; ``--final-denoise`` ends the sample grids with ``x + sigma_L^2 s(x, sigma_L)``.
+  ``--preset ncsnv2`` sets them with NCSNv2's CIFAR-10 noise levels (sigma_1 = 50, L = 232)
+  and sampler (T = 5, step 6.2e-6).
 * **Non-finite losses** stop the run with a message; the last checkpoint stays intact.
 * **Several GPUs.** Under ``torchrun`` the model is wrapped in DistributedDataParallel;
   the global batch stays ``--batch-size`` (each of N processes takes 1/N of it) and only
@@ -70,6 +77,7 @@ from ncsn_edu.images.batches import ImageSet, StepBatches, held_out_batch, read_
 from ncsn_edu.images.checkpoints import (
     CHECKPOINT,
     check_resume,
+    model_kwargs,
     read_checkpoint,
     remove_stale_temporaries,
     restore,
@@ -78,8 +86,8 @@ from ncsn_edu.images.checkpoints import (
 from ncsn_edu.images.checkpoints import save as save_checkpoint
 from ncsn_edu.images.devices import Processes, auto_on, start_processes
 from ncsn_edu.images.precision import Precision, choose_precision, device_capability, resume_precision
-from ncsn_edu.images.presets import TrainConfig, build_model, shape_kwargs, validate
-from ncsn_edu.images.train_step import StepResult, dsm_per_sample, make_step_fn, step_noise
+from ncsn_edu.images.presets import TrainConfig, build_model, validate
+from ncsn_edu.images.train_step import EMA, StepResult, dsm_per_sample, make_step_fn, step_noise
 from ncsn_edu.progress import progress_bar
 from ncsn_edu.schedules import geometric_sigmas
 
@@ -228,13 +236,25 @@ def run_settings(cfg: TrainConfig, data: ImageSet) -> dict:
     return dict(asdict(cfg), channels=c, image_size=h, data_source=data.source)
 
 
-def new_state(cfg: TrainConfig, model_factory, settings: dict, device) -> dict:
-    """The training state at step 0: the seeded network and its Adam optimiser.
+def new_state(cfg: TrainConfig, model_factory, settings: dict, device, sigmas: torch.Tensor | None = None) -> dict:
+    """The training state at step 0: the seeded network, its Adam optimiser and (with
+    ``cfg.ema``) the EMA of its weights. A network that divides by sigma
+    (``cfg.divide_by_sigma``) gets the levels ``sigmas``.
     Used by the training command (chapter 10, NCSN on MNIST)."""
-    kw = shape_kwargs(cfg.dataset, settings["channels"], settings["image_size"])
+    if cfg.divide_by_sigma and sigmas is None:
+        raise ValueError("a network that divides by sigma needs the sigmas")
+    kw = model_kwargs(settings, sigmas)
     model = seeding.seeded_model(model_factory, cfg.seed, cfg.dataset, cfg.ngf, cfg.n_sigmas, **kw).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    return {"model": model, "optimizer": opt, "step": 0}
+    ema = EMA(model, cfg.ema) if cfg.ema is not None else None
+    return {"model": model, "optimizer": opt, "step": 0, "ema": ema}
+
+
+def eval_model(state: dict) -> torch.nn.Module:
+    """The network that samples and held-out losses use: the EMA of the weights when the run
+    keeps one (as NCSNv2 does), else the network itself (unwrapped).
+    Used by the training command (chapter 10, NCSN on MNIST)."""
+    return state["ema"].averaged_model() if state.get("ema") is not None else unwrap(state["model"])
 
 
 class Speed:
@@ -273,15 +293,17 @@ def skipped_steps(state: dict) -> int:
     return state["step"] - (max(counts) if counts else 0)
 
 
-def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed) -> float:
+def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: torch.Tensor, speed: Speed,
+                  net: torch.nn.Module | None = None) -> float:
     """The loss on ``cfg.test_batches`` fixed batches of test images (the same batches,
-    levels and noise at every evaluation).
+    levels and noise at every evaluation) of ``net`` (default: the trained network itself).
     Used by the training command (chapter 10, NCSN on MNIST)."""
     if test is None:
         return float("nan")
     total, count = 0.0, 0
-    net = unwrap(state["model"])
+    net = net if net is not None else unwrap(state["model"])
     state["model"].eval()
+    net.eval()
     with torch.no_grad():
         for b in range(cfg.test_batches):
             x = speed.prepare(held_out_batch(test.images, b, cfg.batch_size, cfg.seed, cfg.dequantize))
@@ -290,18 +312,20 @@ def held_out_loss(state: dict, test: ImageSet | None, cfg: TrainConfig, sigmas: 
             total += per.sum().item()
             count += len(per)
     state["model"].train()
+    unwrap(state["model"]).train()
     return total / count
 
 
 def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, speed: Speed, path) -> None:
     """``cfg.sample_n`` samples of the current network (annealed Langevin, the official
-    step convention) as a grid at ``path``; always from the same start and noise.
+    step convention, the final denoising step when ``cfg.sample_denoise``) as a grid at
+    ``path``; always from the same start and noise. A run that keeps an EMA samples from it.
     Used by the training command (chapter 10, NCSN on MNIST)."""
     from ncsn_edu.sampling import annealed_langevin_dynamics
 
     g = seeding.generator(cfg.seed, seeding.GRID, device=speed.device)
     x0 = torch.rand((cfg.sample_n, *shape), generator=g, device=speed.device)
-    net = unwrap(state["model"])
+    net = eval_model(state)
     net.eval()
 
     def score(x, labels):
@@ -311,7 +335,7 @@ def sample_grid(state: dict, shape, sigmas: torch.Tensor, cfg: TrainConfig, spee
         return net(x, labels)
 
     x = annealed_langevin_dynamics(score, x0, sigmas, cfg.sample_eps, cfg.sample_steps_each,
-                                   generator=g, convention="code")
+                                   generator=g, convention="code", final_denoise=cfg.sample_denoise)
     net.train()
     save_grid(x, path)
 
@@ -377,7 +401,7 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
 
     # The training state and one step.
     sigmas = geometric_sigmas(cfg.sigma_begin, cfg.sigma_end, cfg.n_sigmas).float()
-    state = new_state(cfg, model_factory or build_model, settings, device)
+    state = new_state(cfg, model_factory or build_model, settings, device, sigmas)
     state["scaler"] = speed.precision.scaler(device)
     if saved is not None:
         restore(state, saved, cfg.lr, (cfg.beta1, cfg.beta2), device)
@@ -395,6 +419,9 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
             f"ngf {cfg.ngf}, {cfg.n_sigmas} sigmas {cfg.sigma_begin:g}->{cfg.sigma_end:g}, flips {cfg.flip}, "
             f"dequantisation {cfg.dequantize}, batch {cfg.batch_size} on {procs.world} x {device.type}, "
             f"channels-last {speed.channels_last}; writing to {out}")
+        if cfg.ema is not None or cfg.divide_by_sigma:
+            log(f"NCSNv2: EMA of the weights {'off' if cfg.ema is None else f'at rate {cfg.ema:g}'}, noise "
+                f"conditioning {'by division by sigma' if cfg.divide_by_sigma else 'by CIN++'}")
         log(speed.precision.describe())
         if switched:
             log(switched)
@@ -426,7 +453,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
                     metrics.log(step, row)
                     bar.set_postfix(loss=f"{recent[-1]:.4g}")
             if procs.is_main and cfg.test_batches and (step % cfg.test_every == 0 or step == cfg.n_iters):
-                metrics.log(step, {"test_loss": held_out_loss(state, test_set, cfg, sigmas.to(device), speed)})
+                tests = {"test_loss": held_out_loss(state, test_set, cfg, sigmas.to(device), speed, eval_model(state))}
+                if state.get("ema") is not None:  # the EMA's test loss, and the raw weights' beside it
+                    tests["test_loss_raw"] = held_out_loss(state, test_set, cfg, sigmas.to(device), speed)
+                metrics.log(step, tests)
             if procs.is_main and (step % cfg.sample_every == 0 or step == cfg.n_iters):
                 sample_grid(state, train_set.shape, sigmas, cfg, speed, out / "samples" / f"step_{step:07d}.png")
             if due_ckpt:

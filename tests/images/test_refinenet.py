@@ -160,3 +160,74 @@ def test_learns_the_exact_score_of_a_point_mass():
     after = rel_error()
     assert before > 0.9  # an untrained net knows nothing about x0
     assert after < 0.5, (before, after)
+
+
+# ----------------------------------------------------------------------------- NCSNv2's division by sigma
+
+def _division_net(ngf=8, L=6, sigma_begin=20.0, channels=1, size=28):
+    torch.manual_seed(0)
+    sig = geometric_sigmas(sigma_begin, 0.01, L)
+    return CondRefineNetDilated(channels, ngf, L, size, conditioning="division", sigmas=sig), sig
+
+
+def test_division_output_scales_exactly_as_one_over_sigma():
+    net, sig = _division_net()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        outs = [net(x, torch.full((3,), i, dtype=torch.long)) for i in range(len(sig))]
+    # sigma_i s(x, sigma_i) is one unconditional output: the same for every level, to float32
+    # rounding (a division then a multiplication: relative error a few 1e-7).
+    for i in range(1, len(sig)):
+        torch.testing.assert_close(outs[i] * sig[i].float(), outs[0] * sig[0].float(), rtol=1e-6, atol=1e-6)
+    # and the levels differ by their ratio (sigma_1/sigma_L = 2000 here), not by a learned mixing
+    ratio = (outs[-1] / outs[0]).flatten()
+    torch.testing.assert_close(ratio, torch.full_like(ratio, float(sig[0] / sig[-1])), rtol=1e-5, atol=0)
+    # a batch of mixed levels gives each sample its own level's scale
+    labels = torch.tensor([0, 3, 5])
+    with torch.no_grad():
+        mixed = net(x, labels)
+    for k, i in enumerate(labels.tolist()):
+        torch.testing.assert_close(mixed[k], outs[i][k], rtol=1e-5, atol=1e-6)
+
+
+def test_division_network_is_unconditional_and_keeps_its_sigmas():
+    from ncsn_edu.images.refinenet import InstanceNormPlus
+
+    net, sig = _division_net()
+    norms = [m for m in net.modules() if isinstance(m, (CondInstanceNormPlus, InstanceNormPlus))]
+    assert norms and all(isinstance(m, InstanceNormPlus) for m in norms)
+    assert torch.equal(net.state_dict()["sigmas"], sig.float())
+    assert "sigmas" not in dict(net.named_parameters())  # a buffer: not trained, not averaged
+    with pytest.raises(ValueError, match="sigmas"):
+        CondRefineNetDilated(1, 8, 6, 28, conditioning="division")
+    with pytest.raises(ValueError, match="sigmas"):
+        CondRefineNetDilated(1, 8, 5, 28, conditioning="division", sigmas=sig)
+
+
+def test_unconditional_norm_is_cin_plus_with_one_row():
+    from ncsn_edu.images.refinenet import InstanceNormPlus
+
+    torch.manual_seed(0)
+    norm = InstanceNormPlus(5)
+    with torch.no_grad():
+        norm.beta.normal_()
+    x = torch.randn(4, 5, 6, 6) * 3 + torch.arange(5.0)[None, :, None, None]
+    ref = _cin_plus_by_hand(x, norm.gamma.expand(4, 5), norm.alpha.expand(4, 5), norm.beta.expand(4, 5))
+    torch.testing.assert_close(norm(x, torch.zeros(4, dtype=torch.long)), ref, rtol=1e-5, atol=1e-5)
+    assert count_parameters(norm) == 3 * 5
+
+
+@pytest.mark.parametrize("channels, ngf, size, L", [(1, 64, 28, 10), (1, 16, 28, 10), (3, 128, 32, 10)])
+def test_division_parameter_count_is_the_conditional_less_its_level_rows(channels, ngf, size, L):
+    # Each normalisation of width C has 3 C L parameters in CIN++ and 3 C unconditionally,
+    # so the counts differ by exactly (L - 1) / L of the conditional network's embedding
+    # tables; everything else is shared. At L = 10 the division network is 1.3% smaller for
+    # CIFAR-10 at ngf 128 (29,727,107 against 30,117,635) and 2.6% for MNIST at ngf 64
+    # (7,443,393 against 7,638,657).
+    cond = CondRefineNetDilated(channels, ngf, L, size)
+    div = CondRefineNetDilated(channels, ngf, L, size, conditioning="division", sigmas=geometric_sigmas(1, 0.01, L))
+    tables = sum(m.embed.weight.numel() for m in cond.modules() if isinstance(m, CondInstanceNormPlus))
+    assert count_parameters(cond) - count_parameters(div) == tables * (L - 1) // L
+    expected = {(1, 64): (7_638_657, 7_443_393), (3, 128): (30_117_635, 29_727_107)}.get((channels, ngf))
+    if expected:
+        assert (count_parameters(cond), count_parameters(div)) == expected

@@ -199,3 +199,78 @@ def test_a_folder_of_png_files_trains_samples_and_records_its_source(tmp_path, m
                      out=str(tmp_path / "run"), **dict(SMALL, batch_size=8, n_iters=3, sample_every=100),
                      model_factory=factory, log=printed.append)
     assert again["steps_run"] == 1 and again["data_source"] != res["data_source"]
+
+
+# ----------------------------------------------------------------------------- NCSNv2's options
+
+def test_ema_resumes_bit_for_bit_and_samples_and_tests_use_it(mnist_root, tmp_path):
+    kw = dict(n_iters=14, ckpt_every=4, ema=0.9)
+    full = trainer.train(tiny_cfg(mnist_root, tmp_path / "a", **kw), **QUIET)
+    parts = [trainer.train(tiny_cfg(mnist_root, tmp_path / "b", max_steps_this_run=k, **kw), **QUIET)
+             for k in (5, 4, None)]
+    assert [p["step"] for p in parts] == [5, 9, 14]
+    assert sum((p["losses"] for p in parts), []) == full["losses"]
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a["ema"] is not None and set(a["ema"]) == set(a["model"])
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k  # the average resumed exactly
+    # The average is not the weights (rate 0.9 over 14 steps), and the loaders give it by default.
+    assert any(not torch.equal(a["ema"][k], a["model"][k]) for k in a["model"])
+    ema_net, _, _ = load_checkpoint(tmp_path / "a" / "checkpoint.pt", model_factory=tiny_factory)
+    raw_net, _, _ = load_checkpoint(tmp_path / "a" / "checkpoint.pt", model_factory=tiny_factory, weights="raw")
+    for k, v in ema_net.state_dict().items():
+        assert torch.equal(v, a["ema"][k]) and torch.equal(raw_net.state_dict()[k], a["model"][k])
+    # The test loss is the average's, logged beside the raw weights' (which differ).
+    m = trainer.read_metrics(tmp_path / "a" / "metrics.csv")
+    assert m["test_loss"][0] == m["test_loss_raw"][0] and m["test_loss"][1] != m["test_loss_raw"][1]
+    # A resume with another rate, or without the average, is refused.
+    with pytest.raises(ValueError, match="ema"):
+        trainer.train(tiny_cfg(mnist_root, tmp_path / "b", n_iters=20, ckpt_every=4, ema=0.99), **QUIET)
+    with pytest.raises(ValueError, match="ema"):
+        trainer.train(tiny_cfg(mnist_root, tmp_path / "b", n_iters=20, ckpt_every=4), **QUIET)
+
+
+def test_ema_at_rate_zero_trains_exactly_as_without_it(mnist_root, tmp_path):
+    plain = trainer.train(tiny_cfg(mnist_root, tmp_path / "a", n_iters=6), **QUIET)
+    zero = trainer.train(tiny_cfg(mnist_root, tmp_path / "b", n_iters=6, ema=0.0), **QUIET)
+    assert zero["losses"] == plain["losses"]
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    for k in a["model"]:
+        assert torch.equal(b["ema"][k], b["model"][k]) and torch.equal(a["model"][k], b["model"][k])
+    ma, mb = trainer.read_metrics(tmp_path / "a" / "metrics.csv"), trainer.read_metrics(tmp_path / "b" / "metrics.csv")
+    assert ma["test_loss"] == mb["test_loss"] == (mb["test_loss_raw"][0], mb["test_loss_raw"][1])
+
+
+def test_a_division_network_trains_resumes_and_loads(mnist_root, tmp_path):
+    kw = dict(n_iters=4, ckpt_every=2, divide_by_sigma=True, ema=0.5, sigma_begin=8.0, n_sigmas=5,
+              sample_every=4, sample_denoise=True, log_every=2, test_every=2)
+    quiet = dict(model_factory=presets.build_model, log=lambda *a: None)
+    full = trainer.train(tiny_cfg(mnist_root, tmp_path / "a", **kw), **quiet)
+    parts = [trainer.train(tiny_cfg(mnist_root, tmp_path / "b", max_steps_this_run=k, **kw), **quiet)
+             for k in (3, None)]
+    assert sum((p["losses"] for p in parts), []) == full["losses"]
+    saved = _weights(tmp_path / "a")
+    assert saved["config"]["divide_by_sigma"] and saved["config"]["ema"] == 0.5
+    model, sigmas, cfg = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    assert model.conditioning == "division" and torch.equal(model.sigmas, sigmas)
+    torch.testing.assert_close(sigmas, geometric_sigmas(8.0, 0.01, 5).float())
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        s0, s4 = model(x, torch.zeros(2, dtype=torch.long)), model(x, torch.full((2,), 4, dtype=torch.long))
+    torch.testing.assert_close(s4 * sigmas[4], s0 * sigmas[0], rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "a" / "samples" / "step_0000004.png").is_file()
+    with pytest.raises(ValueError, match="divide_by_sigma"):
+        trainer.train(tiny_cfg(mnist_root, tmp_path / "b", **{**kw, "divide_by_sigma": False, "n_iters": 6}),
+                      **quiet)
+
+
+def test_checkpoints_older_than_the_ncsnv2_keys_resume_as_made_without_them(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    trainer.train(tiny_cfg(mnist_root, out, n_iters=3, ckpt_every=3), **QUIET)
+    saved = read_checkpoint(out / "checkpoint.pt")
+    for k in ("ema", "divide_by_sigma", "sample_denoise"):
+        saved["config"].pop(k)
+    saved.pop("ema")
+    torch.save(saved, out / "checkpoint.pt")
+    res = trainer.train(tiny_cfg(mnist_root, out, n_iters=5, ckpt_every=3), **QUIET)
+    assert res["step"] == 5
