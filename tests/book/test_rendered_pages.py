@@ -1,11 +1,14 @@
 """Every built page reads right in a browser: after MathJax has run, no maths is left as raw TeX
 or as a MathJax error, and no prose was swallowed into a formula; figures get a wide column on a
-desktop, fit a phone's screen, and show each digit of an image grid at a readable size (issue 23).
+desktop, fit a phone's screen, and show each digit of an image grid at a readable size (issue 23);
+no printed output is wider than its box on a desktop, where its end would be cut off (issue 29).
 
 Display maths ``$$...$$`` inside a running paragraph builds without a warning, but the page then
 shows raw TeX and stray ``$`` signs, or typesets the prose after it as one italic formula. Only a
 browser sees that, so these tests load each page in headless Chromium, wait for MathJax 3 to finish,
-and read the text the reader sees.
+and read the text the reader sees. Each built page is loaded once, at a desktop window (1300 px),
+and measured again after the window is narrowed to a phone's (390 px): every check of a page reads
+that one load (``shown``).
 """
 
 from __future__ import annotations
@@ -74,12 +77,18 @@ def snippet(text: str, start: int, end: int, width: int = 40) -> str:
 
 
 def rendering_faults(driver, page: Path) -> list[str]:
-    """Load ``page`` (a built HTML file), wait for MathJax, and list what renders wrongly:
-    MathJax errors, raw TeX in the visible text, and prose typeset as a formula."""
-    from selenium.webdriver.common.by import By
-
+    """Load ``page`` (a built HTML file), wait for MathJax, and list what renders wrongly
+    (:func:`maths_faults`)."""
     driver.get(page.as_uri())
     wait_for_mathjax(driver)
+    return maths_faults(driver)
+
+
+def maths_faults(driver) -> list[str]:
+    """What renders wrongly on the loaded page, after MathJax has run: MathJax errors, raw TeX in
+    the visible text, and prose typeset as a formula."""
+    from selenium.webdriver.common.by import By
+
     faults = []
     for err in driver.find_elements(By.CSS_SELECTOR, "mjx-merror, [data-mjx-error]"):
         message = err.get_attribute("data-mjx-error") or err.get_attribute("textContent")
@@ -96,8 +105,8 @@ def rendering_faults(driver, page: Path) -> list[str]:
 
 @pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_every_built_page_renders_its_maths(drv, page):
-    faults = rendering_faults(drv, page)
+def test_every_built_page_renders_its_maths(shown, page):
+    faults = shown(page)["maths"]
     assert not faults, f"{page.name}: {len(faults)} rendering fault(s):\n" + "\n".join(faults)
 
 
@@ -123,9 +132,22 @@ PLANTED_MULTILINE = [
 ]
 
 
+WIDE_FIGURE = """import matplotlib.pyplot as plt
+fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+for ax in axes:
+    ax.plot([0, 1, 2], [0, 1, 0])
+plt.show()"""
+#: Printed lines of 78 and 153 characters: at a 1300 px window the first fits its box, the second not.
+NARROW_PRINT = 'print("sigma " + "0.123 " * 12)'
+WIDE_PRINT = 'print("wide: " + " ".join(f"{k:8.4f}" for k in range(16)) + " end")'
+
+
 @pytest.fixture(scope="module")
 def small_site(tmp_path_factory):
-    book = make_book(tmp_path_factory.mktemp("maths") / "book_root", [],
+    """One small book for the checks' own tests (a build takes about half a minute on one core): the
+    maths pages, and a chapter without maths holding a three-panel figure 14 inches wide, as chapters
+    6 to 9 draw them, a printed line that fits its box and one that does not."""
+    book = make_book(tmp_path_factory.mktemp("small") / "book_root", [WIDE_FIGURE, NARROW_PRINT, WIDE_PRINT],
                      pages={"good": GOOD, "planted": PLANTED, "planted_multiline": PLANTED_MULTILINE})
     result = build(book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -198,6 +220,64 @@ def layout(driver, page: Path, window: tuple[int, int]) -> dict:
     return driver.execute_script(_LAYOUT)
 
 
+#: Every cell output whose content is wider than its box: an element inside it that scrolls sideways
+#: (a <pre> of printed text is overflow: auto, so its end is cut off and needs a scroll bar) or that
+#: sticks out past the box. For each: the content's and the box's width, the nearest section, and the
+#: output's longest line (its length and start), which is what the reader cannot see whole.
+_OUTPUT_OVERFLOW = """
+const found = [];
+for (const box of document.querySelectorAll('div.cell_output')) {
+  const r = box.getBoundingClientRect();
+  if (!r.width) continue;
+  let widest = 0;
+  for (const el of [box, ...box.querySelectorAll('*')]) {
+    const e = el.getBoundingClientRect();
+    if (!e.width && !e.height) continue;
+    if (getComputedStyle(el).overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 1)
+      widest = Math.max(widest, r.width + el.scrollWidth - el.clientWidth);
+    if (e.right > r.right + 1 || e.left < r.left - 1)
+      widest = Math.max(widest, Math.max(e.right, r.right) - Math.min(e.left, r.left));
+  }
+  if (!widest) continue;
+  const lines = (box.innerText || '').split('\\n');
+  const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+  const section = box.closest('section[id]');
+  found.push({width: Math.round(widest), box: Math.round(r.width), section: section ? section.id : '',
+              chars: longest.length, line: longest.slice(0, 60)});
+}
+return found;
+"""
+
+
+def output_overflow(driver) -> list[str]:
+    """The cell outputs of the loaded page wider than their box, one line each."""
+    return [f"#{o['section']}: {o['width']} px in a {o['box']} px box, its longest line {o['chars']} characters: "
+            f"{o['line']!r}" for o in driver.execute_script(_OUTPUT_OVERFLOW)]
+
+
+@pytest.fixture(scope="module")
+def shown(drv):
+    """``shown(page)``: what a built page shows, measured on one load of it: MathJax's faults
+    (``maths``) and the layout (``desktop``) and wide outputs (``outputs``) at a 1300 px window,
+    then the layout with the window narrowed to a phone's (``phone``; the page re-lays itself out
+    without a reload, as the theme's CSS and MathJax's output are responsive)."""
+    seen = {}
+
+    def measure(page: Path) -> dict:
+        if page not in seen:
+            drv.set_window_size(*DESKTOP)
+            drv.get(page.as_uri())
+            wait_for_mathjax(drv)
+            report = {"maths": maths_faults(drv), "desktop": drv.execute_script(_LAYOUT),
+                      "outputs": output_overflow(drv)}
+            drv.set_window_size(*PHONE)
+            report["phone"] = drv.execute_script(_LAYOUT)
+            seen[page] = report
+        return seen[page]
+
+    return measure
+
+
 def image_bytes(src: str) -> bytes:
     if src.startswith("data:"):
         return base64.b64decode(src.split(",", 1)[1])
@@ -250,20 +330,10 @@ def test_grid_tile_width_finds_the_tiles_of_show_grid():
     assert grid_tile_width(buf.getvalue()) is None
 
 
-WIDE_FIGURE = """import matplotlib.pyplot as plt
-fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-for ax in axes:
-    ax.plot([0, 1, 2], [0, 1, 0])
-plt.show()"""
-
-
 @pytest.fixture(scope="module")
-def figure_page(tmp_path_factory):
-    """A page with one three-panel figure 14 inches wide, as chapters 6 to 9 draw them."""
-    book = make_book(tmp_path_factory.mktemp("figure") / "book_root", [WIDE_FIGURE])
-    result = build(book)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return book / "_build" / "html" / "book" / "chapter.html"
+def figure_page(small_site):
+    """The small book's chapter: a three-panel figure 14 inches wide and two printed lines."""
+    return small_site / "chapter.html"
 
 
 def test_the_content_column_is_wide_on_a_desktop(drv, figure_page):
@@ -271,19 +341,38 @@ def test_the_content_column_is_wide_on_a_desktop(drv, figure_page):
     the column; a wide figure fills it, and on a phone it shrinks to the screen."""
     desk = layout(drv, figure_page, DESKTOP)
     assert desk["column"] >= MIN_COLUMN, desk
-    [figure] = desk["images"]
+    [figure] = desk["images"]  # the figure; the printed lines are text
     assert figure["natural"] > desk["column"] and abs(figure["shown"] - desk["column"]) <= 1, desk
     phone = layout(drv, figure_page, PHONE)
     [figure] = phone["images"]
     assert figure["shown"] <= phone["column"] + 1 and figure["right"] <= phone["viewport"], phone
 
 
+def test_a_printed_line_wider_than_its_box_is_flagged(drv, figure_page):
+    """At a 1300 px window the 153-character line is flagged and the 78-character one and the
+    figure are not."""
+    drv.set_window_size(*DESKTOP)
+    drv.get(figure_page.as_uri())
+    found = drv.execute_script(_OUTPUT_OVERFLOW)
+    assert [o["line"][:5] for o in found] == ["wide:"], found
+    assert found[0]["chars"] == 153 and found[0]["width"] > found[0]["box"] >= MIN_COLUMN, found
+
+
 @pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
 @pytest.mark.parametrize("page", BUILT_PAGES, ids=lambda p: p.name)
-def test_every_page_fits_a_phone_screen(drv, page):
+def test_no_printed_output_is_wider_than_its_box_on_a_desktop(shown, page):
+    """Every cell output fits its box at a 1300 px window: a wider printed line is cut off there
+    and needs a sideways scroll, so the numbers at its end, which the prose may cite, go unseen."""
+    wide = shown(page)["outputs"]
+    assert not wide, f"{page.name}: {len(wide)} output(s) wider than their box at {DESKTOP[0]} px:\n" + "\n".join(wide)
+
+
+@pytest.mark.skipif(not BUILT_PAGES, reason="the book is not built (python3 dev.py book)")
+@pytest.mark.parametrize("page", BUILT_PAGES, ids=lambda p: p.name)
+def test_every_page_fits_a_phone_screen(shown, page):
     """No figure is wider than a phone's screen, and nothing makes the page scroll sideways
     (long inline code once did: book/_static/ncsn.css lets it wrap)."""
-    phone = layout(drv, page, PHONE)
+    phone = shown(page)["phone"]
     too_wide = [i["src"][-60:] for i in phone["images"] if i["right"] > phone["viewport"] + 1]
     assert not too_wide, f"wider than a {PHONE[0]} px screen: {too_wide}"
     assert phone["page"] <= phone["viewport"], f"the page is {phone['page']} px wide on a {PHONE[0]} px screen"
@@ -294,8 +383,8 @@ GRID_PAGES = [p for p in BUILT_PAGES if p.name.startswith(("10_", "11_"))]
 
 @pytest.mark.skipif(not GRID_PAGES, reason="the book is not built (python3 dev.py book)")
 @pytest.mark.parametrize("page", GRID_PAGES, ids=lambda p: p.name)
-def test_every_digit_of_an_image_grid_is_readable_on_a_desktop(drv, page):
-    desk = layout(drv, page, DESKTOP)
+def test_every_digit_of_an_image_grid_is_readable_on_a_desktop(shown, page):
+    desk = shown(page)["desktop"]
     shown = {}
     for img in desk["images"]:
         tile = grid_tile_width(image_bytes(img["src"]))
@@ -311,10 +400,11 @@ CAPSTONE = HTML / "book" / "12_capstone_cifar10.html"
 
 @pytest.mark.skipif(not CAPSTONE.exists(), reason="the book is not built (python3 dev.py book)")
 @pytest.mark.parametrize("window", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_the_capstone_sample_grid_is_readable(drv, window):
+def test_the_capstone_sample_grid_is_readable(shown, window):
     """The 36 samples of the capstone's CPU run: a 6 x 6 grid of 28 px digits with 2 px of padding
     (torchvision's save_grid), shown large enough to read on a desktop and on a phone."""
-    [grid] = [i for i in layout(drv, CAPSTONE, window)["images"] if i["src"].endswith("mnist_cpu_samples.png")]
+    seen = shown(CAPSTONE)["desktop" if window == DESKTOP else "phone"]
+    [grid] = [i for i in seen["images"] if i["src"].endswith("mnist_cpu_samples.png")]
     assert grid["natural"] == 6 * 30 + 2
     digit = grid["shown"] / grid["natural"] * 28
     assert digit >= 2 * MIN_DIGIT_PX, f"one digit is {digit:.1f} px wide at a {window[0]} px window"
