@@ -91,16 +91,10 @@ def test_the_figure_at_a_chosen_weight_agrees_with_the_package(page, tmp_path):
         assert abs(vr - stationary) < 4 * sr, (k, vr, stationary, sr)
 
 
-def test_the_mixing_figure_responds(tmp_path):
-    from live_checks import live_browser
-
-    drv = live_browser()
-    try:
-        fig = live.mixing_figure(GaussianMixture.paper_toy(), SIGMAS, n=400)
-        path = tmp_path / "mixing.html"
-        path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
-        assert check_live_figures(drv, path.as_uri()) == 1
-    finally:
-        drv.quit()
+def test_the_mixing_figure_responds(live_drv, tmp_path):
+    fig = live.mixing_figure(GaussianMixture.paper_toy(), SIGMAS, n=400)
+    path = tmp_path / "mixing.html"
+    path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
+    assert check_live_figures(live_drv, path.as_uri()) == 1
     with pytest.raises(ValueError):
         live.mixing_figure(GaussianMixture.paper_toy(), [1.0, 20.0])

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from live_checks import check_live_figures, live_browser
+from live_checks import check_live_figures
 from live_pages import js
 
 from ncsn_edu.figures import live
@@ -96,16 +96,12 @@ def test_page_sampler_with_exact_scores_and_four_levels_agrees_with_the_package(
     agree(state["fraction"], ref, 1280, 4000)
 
 
-def test_both_ncsn_figures_respond(net, tmp_path):
-    drv = live_browser()
-    try:
-        figures = {"field": live.ncsn_field_figure(net, MIX), "sampler": live.ncsn_sampler_figure(net, MIX, n=400)}
-        for name, fig in figures.items():
-            path = tmp_path / f"{name}.html"
-            path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
-            assert check_live_figures(drv, path.as_uri()) == 1
-    finally:
-        drv.quit()
+def test_both_ncsn_figures_respond(live_drv, net, tmp_path):
+    figures = {"field": live.ncsn_field_figure(net, MIX), "sampler": live.ncsn_sampler_figure(net, MIX, n=400)}
+    for name, fig in figures.items():
+        path = tmp_path / f"{name}.html"
+        path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
+        assert check_live_figures(live_drv, path.as_uri()) == 1
     with pytest.raises(TypeError):
         live.ncsn_field_figure(torch.nn.Linear(2, 2), MIX)
     with pytest.raises(ValueError):

@@ -183,19 +183,15 @@ def test_constructor_rejects_bad_settings():
 
 
 @pytest.mark.parametrize("with_networks", [False, True])
-def test_the_shared_live_checks_pass(tmp_path, with_networks):
+def test_the_shared_live_checks_pass(live_drv, tmp_path, with_networks):
     """The checks every live figure must pass (tests/live_checks.py): sliders off-grid redraw in
     their handler, a click changes the state, the static picture hides, no console error or request."""
     import matplotlib.pyplot as plt
-    from live_checks import check_live_figures, live_browser
+    from live_checks import check_live_figures
 
     static, ax = plt.subplots(figsize=(1, 1))
     fig = live.perturbed_figure(GaussianMixture.paper_toy(), networks=dsm_like_nets() if with_networks else None,
                                 fallback=static)
     page = tmp_path / "perturbed.html"
     page.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{fig._repr_html_()}</body></html>")
-    driver = live_browser()
-    try:
-        assert check_live_figures(driver, page.as_uri()) == 1
-    finally:
-        driver.quit()
+    assert check_live_figures(live_drv, page.as_uri()) == 1
