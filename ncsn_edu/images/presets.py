@@ -208,12 +208,25 @@ NCSNV2_CIFAR10 = PAPER_CIFAR10.replace(out="runs/cifar10_ncsnv2", sigma_begin=50
                                        divide_by_sigma=True, sample_steps_each=5, sample_eps=6.2e-6,
                                        sample_denoise=True)
 
+#: The book's NCSNv2 model on MNIST, trained on a CPU (``data/mnist_ncsnv2_ngf16*.pt``, ``data/README.md``):
+#: the v1 CPU model's width, batch, learning rate and number of images seen (7,560 steps of 32), with
+#: NCSNv2's techniques. sigma_1 = 16.88: the largest distance between two of the 60,000 training digits
+#: is 16.8758 (pixels in [0, 1]; digits 59452 and 26785), rounded up. L = 96 levels down to 0.01: the
+#: ratio gamma = 1.0820 that makes neighbouring shells overlap by 0.5 in D = 784 needs 96 (the ladder's
+#: ratio is 1.0814). Sampling: T = 10 steps per level (960 network evaluations, about the v1 sampler's
+#: 1,000) at Technique 4's step 8.6e-6 (8.565e-6, rounded as the official configs round theirs), then the
+#: final denoising step. EMA at 0.999 and division by sigma.
+BOOK_CPU_MNIST_V2 = BOOK_CPU_MNIST.replace(out="runs/mnist_ncsnv2_ngf16", sigma_begin=16.88, sigma_end=0.01,
+                                           n_sigmas=96, ema=0.999, divide_by_sigma=True, sample_steps_each=10,
+                                           sample_eps=8.6e-6, sample_denoise=True)
+
 PRESETS = {"PAPER_MNIST": PAPER_MNIST, "PAPER_CIFAR10": PAPER_CIFAR10, "BOOK_CPU_MNIST": BOOK_CPU_MNIST,
            "BOOK_CPU_MNIST_SIGMA001": BOOK_CPU_MNIST_SIGMA001, "NCSNV2_CIFAR10": NCSNV2_CIFAR10,
-           "ncsnv2": NCSNV2_CIFAR10}
+           "ncsnv2": NCSNV2_CIFAR10, "BOOK_CPU_MNIST_V2": BOOK_CPU_MNIST_V2}
 
 #: Which preset made each image checkpoint shipped under ``data/``.
-SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST", "mnist_baseline_sigma001.pt": "BOOK_CPU_MNIST_SIGMA001"}
+SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST", "mnist_baseline_sigma001.pt": "BOOK_CPU_MNIST_SIGMA001",
+                       "mnist_ncsnv2_ngf16_resume.pt": "BOOK_CPU_MNIST_V2"}
 
 
 def settings_differ(recorded: dict, cfg: TrainConfig | dict, keys=MODEL_KEYS) -> dict:
