@@ -9,12 +9,17 @@ stores what the chapters show:
   state at the end of every level, unclamped, as float16), with the official code's step
   ``a_i = eps_code sigma_i^2 / sigma_L^2``, ``eps_code = 2e-5``;
 * ``fig6``: Algorithm 2 (inpainting, left half kept) with the same chain on chosen test
-  digits, ``completions`` completions each (unclamped, float16).
+  digits, ``completions`` completions each (unclamped, float16);
+* ``fig78``: the appendix's Figures 7-8: 1,000 plain Langevin steps at sigma = 0.01 from
+  uniform noise, with the single-level baseline (``--baseline``) and with the NCSN's own
+  last level, the same start and noise for both (float32, every 250 steps).
 
 Commands (the files the MNIST chapters load)::
 
     python -m ncsn_edu.experiments.paper_chains data/mnist_ncsn_ngf16.pt fig4 --out data/mnist_paper_chain_fig4.pt
     python -m ncsn_edu.experiments.paper_chains data/mnist_ncsn_ngf16.pt fig6 --out data/mnist_paper_chain_fig6.pt
+    python -m ncsn_edu.experiments.paper_chains data/mnist_ncsn_ngf16.pt fig78 \
+        --baseline data/mnist_baseline_sigma001.pt --out data/mnist_single_level_chains.pt
 
 Read it with :func:`load_chains`.
 """
@@ -29,7 +34,7 @@ from pathlib import Path
 import torch
 
 from ncsn_edu.images.inpainting import annealed_langevin_inpainting, left_half_mask
-from ncsn_edu.sampling import annealed_langevin_dynamics
+from ncsn_edu.sampling import annealed_langevin_dynamics, langevin_dynamics
 
 #: Test digits completed for Figure 6 in chapter 11 (a 0, 1, 2 and 3 of the MNIST test
 #: set, fixed before any result was seen).
@@ -82,12 +87,39 @@ def record_fig6(model, sigmas, test_images: torch.Tensor, completions: int = 2, 
     return {"completions": done.half(), "originals": test_images.clone(), "seconds": time.perf_counter() - t0}
 
 
+def record_fig78(model, last_level: int, base_model, n_chains: int = 2, n_steps: int = 1000, step_code: float = 2e-5,
+                 seed: int = 1, noise_seed: int = 2, keep_every: int = 250, progress: bool = False) -> dict:
+    """The appendix's Figures 7-8: plain Langevin dynamics at sigma = 0.01 from uniform noise
+    (``torch.rand`` of a generator seeded ``seed``), ``n_steps`` steps of the code's size
+    ``step_code`` (``x + a s + sqrt(2a) z``, the paper's form with step ``2 step_code``), once
+    with ``base_model`` (trained at sigma = 0.01 only, label 0) and once with ``model``'s level
+    ``last_level`` (an NCSN's sigma = 0.01), both with noise from a generator seeded ``noise_seed``. Keeps the start and
+    every ``keep_every``-th state (float32): ``{"start", "states": {name: (K, N, 1, 28, 28)},
+    "seconds": {name: s}}``.
+    Belongs to chapter 10 (NCSN on MNIST)."""
+    start = torch.rand(n_chains, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    out = {"start": start, "states": {}, "seconds": {}}
+    for name, net, level in [("baseline (sigma = 0.01 only)", base_model, 0), ("NCSN, last level only", model,
+                                                                              last_level)]:
+        lab = torch.full((n_chains,), level, dtype=torch.long)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            _, states = langevin_dynamics(lambda x, net=net, lab=lab: net(x, lab), start, step_size=2 * step_code,
+                                          n_steps=n_steps, generator=torch.Generator().manual_seed(noise_seed),
+                                          progress=progress, keep_every=keep_every)
+        out["states"][name] = torch.stack(states)
+        out["seconds"][name] = time.perf_counter() - t0
+    return out
+
+
 def load_chains(path) -> dict:
     """The dict written by :func:`main` (float16 tensors turned back to float32).
     Introduced in chapter 10 (NCSN on MNIST)."""
     d = torch.load(path, map_location="cpu", weights_only=True)
     for k in ("states", "completions"):
-        if k in d:
+        if isinstance(d.get(k), dict):  # fig78: one tensor per network
+            d[k] = {name: v.float() for name, v in d[k].items()}
+        elif k in d:
             d[k] = d[k].float()
     return d
 
@@ -97,7 +129,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.experiments.paper_chains",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="an MNIST checkpoint of ncsn_edu.train_images")
-    p.add_argument("figure", choices=["fig4", "fig6"], help="fig4: sampling chains; fig6: inpainting")
+    p.add_argument("figure", choices=["fig4", "fig6", "fig78"],
+                   help="fig4: sampling chains; fig6: inpainting; fig78: one noise level (needs --baseline)")
+    p.add_argument("--baseline", default=None, help="fig78: the checkpoint trained at sigma = 0.01 only")
     p.add_argument("--out", required=True)
     p.add_argument("--n-chains", type=int, default=8, help="fig4: number of chains")
     p.add_argument("--completions", type=int, default=2, help="fig6: completions per test digit")
@@ -116,6 +150,16 @@ def main(argv=None) -> int:
         return 1
     if args.figure == "fig4":
         out = record_fig4(model, sigmas, args.n_chains, args.eps_code, args.steps_each, args.seed, progress=True)
+    elif args.figure == "fig78":
+        if args.baseline is None:
+            print("error: fig78 needs --baseline (the sigma = 0.01 checkpoint)", file=sys.stderr)
+            return 1
+        base_model, _, _ = load_checkpoint(args.baseline)
+        if abs(sigmas[-1].item() - 0.01) > 1e-6:
+            print("error: fig78 runs the NCSN at its last level, which must be sigma = 0.01", file=sys.stderr)
+            return 1
+        out = record_fig78(model, len(sigmas) - 1, base_model, step_code=args.eps_code, progress=True)
+        out["baseline_step"] = int(torch.load(args.baseline, map_location="cpu", weights_only=True)["step"])
     else:
         from ncsn_edu.images.data import image_dataset
 
@@ -124,14 +168,19 @@ def main(argv=None) -> int:
         out = record_fig6(model, sigmas, digits, args.completions, args.eps_code, args.steps_each, args.seed,
                           progress=True)
         out["test_indices"] = torch.tensor(FIG6_TEST_INDICES)
-    out.update(eps_code=args.eps_code, n_steps_each=args.steps_each, seed=args.seed, sigmas=sigmas.float().cpu(),
+    if args.figure == "fig78":  # its own fixed seeds and length (record_fig78's defaults)
+        out.update(n_steps=1000, start_seed=1, noise_seed=2)
+    else:
+        out.update(n_steps_each=args.steps_each, seed=args.seed)
+    out.update(eps_code=args.eps_code, sigmas=sigmas.float().cpu(),
                threads=args.threads, checkpoint_step=int(torch.load(args.checkpoint, map_location="cpu",
                                                                     weights_only=True)["step"]),
                command="python -m ncsn_edu.experiments.paper_chains "
                        + " ".join(argv if argv is not None else sys.argv[1:]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, args.out)
-    print(f"wrote {args.out} ({args.figure}): {out['seconds']:.0f} s of sampling on {args.threads} thread(s)")
+    seconds = sum(out["seconds"].values()) if isinstance(out["seconds"], dict) else out["seconds"]
+    print(f"wrote {args.out} ({args.figure}): {seconds:.0f} s of sampling on {args.threads} thread(s)")
     return 0
 
 
