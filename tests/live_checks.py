@@ -50,6 +50,18 @@ def slider_redraws(drv, root, rng) -> bool:
       return JSON.stringify(before) !== JSON.stringify(after);""", root, rng)
 
 
+def settle(drv, root, start: str, most: float = 1.0) -> None:
+    """Wait until the figure's ``state()`` differs from ``start`` (JSON with sorted keys): an animated
+    figure has moved on from its start, usually within a few frames; a figure that does not animate
+    gets the whole ``most`` seconds, as every figure once did."""
+    end = time.monotonic() + most
+    while time.monotonic() < end:
+        now = json.dumps(json.loads(drv.execute_script("return arguments[0].state()", root)), sort_keys=True)
+        if now != start:
+            return
+        time.sleep(0.05)
+
+
 def check_live_figures(drv, url: str, min_figures: int = 1) -> int:
     """Load ``url`` and check every live figure on it; returns how many there were."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -67,7 +79,7 @@ def check_live_figures(drv, url: str, min_figures: int = 1) -> int:
         assert isinstance(state, dict) and state, kind
         fallback = root.find_elements(By.CSS_SELECTOR, ".ncsn-live-fallback")
         assert all(not f.is_displayed() for f in fallback), f"{kind}: the static picture still shows"
-        time.sleep(1.0)  # let the figure animate away from its start
+        settle(drv, root, json.dumps(state, sort_keys=True))  # let the figure animate away from its start
         sliders = root.find_elements(By.CSS_SELECTOR, "input[type=range]")
         assert sliders, f"{kind}: no slider"
         for rng in sliders:
