@@ -10,10 +10,13 @@
 paper's sigmas; a checkpoint of that layout given without the flag is recognised and
 the error says which flag to add.
 
-Sampling is annealed Langevin dynamics (Algorithm 1) with the paper's settings: 100
+Sampling is annealed Langevin dynamics (Algorithm 1) with the checkpoint's own sampler
+settings, which for the paper's runs (and the authors' checkpoints) are the paper's: 100
 steps per level, starting from uniform noise, in the official code's step convention
 with step 2e-5 (which is eps = 4e-5 in the paper's notation; the paper states 2e-5; see
-:func:`ncsn_edu.sampling.annealed_langevin_dynamics`).
+:func:`ncsn_edu.sampling.annealed_langevin_dynamics`); for NCSNv2's settings (``--preset
+ncsnv2``) T = 5, step 6.2e-6 and the final denoising step. A run that kept an EMA of its
+weights samples from it (``--weights raw`` takes the weights themselves).
 Large sample sets are written in shards of ``--batch`` images (``shard_XXXXX.npz``,
 uint8); each shard is seeded by its index, so an interrupted run continues where it
 stopped and gives the same images. Inpainting is Algorithm 2 on held-out test images:
@@ -62,10 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(q):
         q.add_argument("checkpoint", help="checkpoint.pt or a snapshot written by ncsn_edu.train_images")
-        q.add_argument("--eps", type=float, default=2e-5,
-                       help="Langevin step in the official code's convention (2e-5 here is eps = 4e-5 "
+        q.add_argument("--eps", type=float, default=None,
+                       help="Langevin step in the official code's convention (default: the checkpoint's sampler "
+                            "setting; 2e-5 for the paper's runs and the authors' checkpoints, which is eps = 4e-5 "
                             "in the paper's notation; the paper states 2e-5)")
-        q.add_argument("--steps-each", type=int, default=100, help="Langevin steps per noise level (T)")
+        q.add_argument("--steps-each", type=int, default=None,
+                       help="Langevin steps per noise level T (default: the checkpoint's sampler setting; 100 for "
+                            "the paper's runs)")
+        q.add_argument("--weights", default="ema", choices=["ema", "raw"],
+                       help="ema: the exponential moving average of the weights when the run kept one (--ema), "
+                            "else the weights; raw: the weights themselves")
         q.add_argument("--seed", type=int, default=0, help="seed of the sampler")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
         q.add_argument("--amp", default="off", choices=["off", "bf16"], help="run the network under bf16 autocast")
@@ -82,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64, help="number of samples")
     s.add_argument("--batch", type=int, default=1000, help="samples per batch (and per shard)")
     s.add_argument("--shards", default=None, help="folder for shard_XXXXX.npz files (resumable; for FID)")
-    s.add_argument("--final-denoise", action="store_true",
-                   help="one extra denoising step at the end (off in the paper)")
+    s.add_argument("--final-denoise", action="store_true", default=None,
+                   help="one extra denoising step x + sigma_L^2 s(x, sigma_L) at the end (off in the paper; "
+                        "without the flag, as the checkpoint's run sampled: on for NCSNv2's settings)")
     s.add_argument("--convention", default="code", choices=["code", "paper"],
                    help="step convention: the official code's (default) or the paper's Algorithm 1 as written")
 
@@ -101,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_trainer_checkpoint(path, device, model_factory):
+def _load_trainer_checkpoint(path, device, model_factory, weights="ema"):
     """:func:`load_checkpoint`, whose error names ``--official`` for an official-layout file."""
     try:
-        return load_checkpoint(path, device, model_factory=model_factory)
+        return load_checkpoint(path, device, model_factory=model_factory, weights=weights)
     except RuntimeError as err:
         from ncsn_edu.images.official import official_hint
 
@@ -118,11 +128,10 @@ def main(argv=None, model_factory=None) -> int:
     """The command line. Introduced in chapter 12 (the capstone)."""
     args = build_parser().parse_args(argv)
     try:
-        for name in ("eps",):
-            if getattr(args, name) <= 0:
-                raise ValueError(f"--{name} must be positive")
+        if args.eps is not None and args.eps <= 0:
+            raise ValueError("--eps must be positive")
         for name in ("steps_each", "n", "batch", "n_images", "completions"):
-            if getattr(args, name, 1) <= 0:
+            if (getattr(args, name, 1) or 1) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         device = resolve_device(args.device, 0)
         if args.official:
@@ -134,14 +143,23 @@ def main(argv=None, model_factory=None) -> int:
                 raise ValueError("inpainting takes held-out test images, and ncsn_edu does not read CelebA; "
                                  "sample from the CelebA checkpoint, or inpaint with the MNIST or CIFAR-10 one")
         else:
-            model, sigmas, cfg = _load_trainer_checkpoint(args.checkpoint, device, model_factory)
+            model, sigmas, cfg = _load_trainer_checkpoint(args.checkpoint, device, model_factory, args.weights)
             from ncsn_edu.images.presets import DATASET_DEFAULTS, image_shape
 
             known = cfg["dataset"] in DATASET_DEFAULTS or cfg.get("image_size")
             shape = image_shape(cfg) if known else None
-        kw = dict(eps=args.eps, n_steps_each=args.steps_each, amp=args.amp == "bf16")
+        # The sampler: as given, else as the checkpoint's run sampled (the paper's for the authors' files).
+        eps = args.eps if args.eps is not None else cfg.get("sample_eps", 2e-5)
+        steps = args.steps_each if args.steps_each is not None else cfg.get("sample_steps_each", 100)
+        denoise = getattr(args, "final_denoise", None)  # (sample only)
+        denoise = denoise if denoise is not None else bool(cfg.get("sample_denoise", False))
+        ema = cfg.get("ema") is not None and args.weights == "ema" and not args.official
+        print(f"sampler: {len(sigmas)} levels {float(sigmas[0]):g} -> {float(sigmas[-1]):g}, {steps} steps each, "
+              f"step {eps:g}{', final denoising' if denoise and args.command == 'sample' else ''}"
+              f"{'; the EMA weights' if ema else ''}")
+        kw = dict(eps=eps, n_steps_each=steps, amp=args.amp == "bf16")
         if args.command == "sample":
-            kw.update(convention=args.convention, final_denoise=args.final_denoise)
+            kw.update(convention=args.convention, final_denoise=denoise)
             if args.shards:
                 write_shards(model, sigmas, args.n, shape, args.shards, args.batch, args.seed, args.progress, **kw)
                 x = read_shards(args.shards, args.n)[:256].float() / 255

@@ -85,3 +85,13 @@ def test_preset_ncsnv2_trains_the_division_network_with_an_ema(tmp_path, monkeyp
     assert model.conditioning == "division" and len(sigmas) == 12
     for k, v in model.state_dict().items():
         assert torch.equal(v, state["ema"][k])
+    # The sampling command samples it as the run did (its sampler settings: here the preset's step and
+    # final denoising, with --sample-steps-each 1), from the EMA weights.
+    from ncsn_edu import sample_images
+
+    assert sample_images.main(["sample", str(out / "checkpoint.pt"), "--n", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "12 levels 50 -> 0.01, 1 steps each, step 6.2e-06, final denoising; the EMA weights" in printed
+    assert sample_images.main(["sample", str(out / "checkpoint.pt"), "--n", "2", "--steps-each", "2",
+                               "--weights", "raw", "--no-progress"]) == 0
+    assert "2 steps each, step 6.2e-06, final denoising\n" in capsys.readouterr().out
