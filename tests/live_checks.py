@@ -1,12 +1,14 @@
 """Checks that a page's live figures respond, shared by the live-figure tests: every slider moved to
 a value on no grid redraws the figure, a click on a canvas changes the figure's state, the static
 picture gives way to the live one, no console error is logged and nothing outside the page's own
-files is requested."""
+files is requested. And the picture sliders' check (``check_sliders``): the value shown and the
+picture change together."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from browser import browser
 
@@ -101,3 +103,37 @@ def check_live_figures(drv, url: str, min_figures: int = 1) -> int:
     outside = outside_requests(drv)
     assert not outside, f"{url}: requests outside the page's own files {outside}"
     return len(roots)
+
+
+def check_sliders(drv, page: Path, min_sliders: int = 1):
+    """Drag and step every slider on the page; the shown value and picture must change
+    together and always form a pair that the page's data pairs."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    drv.get(page.as_uri())
+    sliders = drv.find_elements(By.CSS_SELECTOR, "div.ncsn-slider")
+    assert len(sliders) >= min_sliders
+    for box in sliders:
+        uid = box.get_attribute("id")
+        pairs = json.loads(drv.find_element(By.ID, f"{uid}-data").get_attribute("textContent"))
+        rng = drv.find_element(By.ID, f"{uid}-range")
+        img = drv.find_element(By.ID, f"{uid}-img")
+        out = drv.find_element(By.ID, f"{uid}-value")
+        drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", rng)
+
+        def shown():
+            label, src = out.text, img.get_attribute("src")
+            assert [label, src] in pairs, "the picture shown does not belong to the value shown"
+            assert drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+            return label, src
+
+        first = shown()
+        ActionChains(drv).click_and_hold(rng).move_by_offset(rng.size["width"], 0).release().perform()
+        dragged = shown()
+        assert dragged == tuple(pairs[-1]), "dragging to the right end must show the last value"
+        rng.send_keys(Keys.ARROW_LEFT)
+        stepped = shown()
+        assert stepped == tuple(pairs[-2]) and stepped != dragged
+        assert len({first, dragged, stepped}) >= 2

@@ -16,6 +16,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 JB = Path(sys.executable).parent / "jupyter-book"
 
+#: A code cell drawing a picture slider of three values (ncsn_edu.figures.sliders), static in the site.
+SLIDER_CELL = """import matplotlib.pyplot as plt
+from ncsn_edu.figures.sliders import slider
+
+def draw(v):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.bar([0], [v])
+    ax.set_ylim(0, 4)
+    ax.set_title(f"value {v}")
+    return fig
+
+slider(draw, [1, 2, 3], name="height", fmt="{}")"""
+
 
 def _notebook(cells) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook(cells=cells)

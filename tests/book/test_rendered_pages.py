@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 from browser import browser_fixture, wait_for_mathjax
-from small_book import ROOT, build, make_book
+from live_checks import check_sliders
+from small_book import ROOT, SLIDER_CELL, build, make_book
 
 #: Builds a small book (about half a minute on one core): parallel runs start this file early.
 pytestmark = pytest.mark.slow
@@ -146,12 +147,25 @@ WIDE_PRINT = 'print("wide: " + " ".join(f"{k:8.4f}" for k in range(16)) + " end"
 def small_site(tmp_path_factory):
     """One small book for the checks' own tests (a build takes about half a minute on one core): the
     maths pages, and a chapter without maths holding a three-panel figure 14 inches wide, as chapters
-    6 to 9 draw them, a printed line that fits its box and one that does not."""
-    book = make_book(tmp_path_factory.mktemp("small") / "book_root", [WIDE_FIGURE, NARROW_PRINT, WIDE_PRINT],
+    6 to 9 draw them, a printed line that fits its box and one that does not, and a picture slider.
+    It builds (tests/book/test_book_build.py: the same build fails on a chapter that raises)."""
+    book = make_book(tmp_path_factory.mktemp("small") / "book_root",
+                     [WIDE_FIGURE, NARROW_PRINT, WIDE_PRINT, SLIDER_CELL],
                      pages={"good": GOOD, "planted": PLANTED, "planted_multiline": PLANTED_MULTILINE})
     result = build(book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return book / "_build" / "html" / "book"
+
+
+def test_the_small_book_builds_with_a_static_slider(small_site):
+    html = (small_site / "chapter.html").read_text()
+    assert html.count('class="ncsn-slider"') == 1
+    assert "application/vnd.jupyter.widget" not in html  # no live widget needing a kernel
+
+
+def test_slider_works_in_a_headless_browser_without_network(drv, small_site):
+    drv.set_window_size(*DESKTOP)
+    check_sliders(drv, small_site / "chapter.html")
 
 
 def test_a_page_with_correct_maths_passes(drv, small_site):
@@ -332,8 +346,13 @@ def test_grid_tile_width_finds_the_tiles_of_show_grid():
 
 @pytest.fixture(scope="module")
 def figure_page(small_site):
-    """The small book's chapter: a three-panel figure 14 inches wide and two printed lines."""
+    """The small book's chapter: a three-panel figure 14 inches wide, two printed lines, a slider."""
     return small_site / "chapter.html"
+
+
+def figures(images: list[dict]) -> list[dict]:
+    """The figures among a page's images (a slider's frames are data: URIs)."""
+    return [i for i in images if not i["src"].startswith("data:")]
 
 
 def test_the_content_column_is_wide_on_a_desktop(drv, figure_page):
@@ -341,16 +360,16 @@ def test_the_content_column_is_wide_on_a_desktop(drv, figure_page):
     the column; a wide figure fills it, and on a phone it shrinks to the screen."""
     desk = layout(drv, figure_page, DESKTOP)
     assert desk["column"] >= MIN_COLUMN, desk
-    [figure] = desk["images"]  # the figure; the printed lines are text
+    [figure] = figures(desk["images"])
     assert figure["natural"] > desk["column"] and abs(figure["shown"] - desk["column"]) <= 1, desk
     phone = layout(drv, figure_page, PHONE)
-    [figure] = phone["images"]
+    [figure] = figures(phone["images"])
     assert figure["shown"] <= phone["column"] + 1 and figure["right"] <= phone["viewport"], phone
 
 
 def test_a_printed_line_wider_than_its_box_is_flagged(drv, figure_page):
-    """At a 1300 px window the 153-character line is flagged and the 78-character one and the
-    figure are not."""
+    """At a 1300 px window the 153-character line is flagged and the 78-character one, the figure
+    and the slider are not."""
     drv.set_window_size(*DESKTOP)
     drv.get(figure_page.as_uri())
     found = drv.execute_script(_OUTPUT_OVERFLOW)
