@@ -286,6 +286,7 @@ def shown(drv):
                       "outputs": output_overflow(drv)}
             drv.set_window_size(*PHONE)
             report["phone"] = drv.execute_script(_LAYOUT)
+            drv.set_window_size(*DESKTOP)  # as the next test expects to find it
             seen[page] = report
         return seen[page]
 
