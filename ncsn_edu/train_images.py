@@ -59,6 +59,9 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--data-root", default=None, help="folder with the data set in torchvision's layout (downloaded there "
                                          "when missing), or the folder of images for --dataset folder; default: "
                                          "$NCSN_EDU_DATA or the checkout's data/")
+    a("--original-cifar10", dest="original_cifar10", action="store_true", default=d.original_cifar10,
+      help="read torchvision's original CIFAR-10 files (downloaded into the data folder if missing; without it an "
+           "image-file copy such as the offline JPEG copy in data/cifar10-jpeg is read when the original is absent)")
     a("--image-size", type=int, default=None, help="resize the images to this size (a folder's images; default: "
                                                     "as stored); the network is built for the data's size")
     a("--crop", type=int, default=None, help="centre crop to this size before resizing (the paper's CelebA: "

@@ -95,3 +95,99 @@ def test_preset_ncsnv2_trains_the_division_network_with_an_ema(tmp_path, monkeyp
     assert sample_images.main(["sample", str(out / "checkpoint.pt"), "--n", "2", "--steps-each", "2",
                                "--weights", "raw", "--no-progress"]) == 0
     assert "2 steps each, step 6.2e-06, final denoising\n" in capsys.readouterr().out
+
+
+def _jpeg_copy(root, n: int = 2):
+    """A CIFAR-10 of JPEG files in the offline copy's layout: root/cifar10-jpeg/{train,test}/<class>/*.jpg."""
+    import numpy as np
+    from PIL import Image
+
+    from ncsn_edu.images.data import CIFAR10_CLASSES
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in CIFAR10_CLASSES:
+            d = root / "cifar10-jpeg" / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.jpg", quality=75)
+
+
+def test_the_jpeg_copy_is_announced_and_original_cifar10_forces_the_original(tmp_path, monkeypatch, capsys):
+    from fake_cifar import trust_fake_cifar10, write_fake_cifar10
+    from torchvision.datasets import CIFAR10
+
+    from ncsn_edu import train_cifar
+
+    root = tmp_path / "data"
+    _jpeg_copy(root)
+    monkeypatch.setenv("NCSN_EDU_DATA", str(root))
+    small = ["--data-root", str(root), "--ngf", "4", "--batch-size", "4", "--n-iters", "1", "--ckpt-every", "1",
+             "--test-batches", "0", "--sample-every", "10", "--no-progress"]
+    # Only the JPEG copy: it is read, and the run says so before reading, with where the decoded cache goes.
+    assert train_cifar.main(small + ["--out", str(tmp_path / "jpeg")], model_factory=tiny_factory) == 0
+    out = capsys.readouterr().out
+    assert "reading CIFAR-10 from the image files in" in out and "--original-cifar10" in out
+    assert f"caches the arrays in {root / 'cache'}" in out and "Data: cifar10: JPEG re-encoding" in out
+    assert read_checkpoint(tmp_path / "jpeg" / "checkpoint.pt")["config"]["data_source"].startswith("cifar10: JPEG")
+
+    # --original-cifar10 without the original files, offline: a clear error, nothing written.
+    def offline(self):  # torchvision's download, which returns when the files are there, offline
+        if self._check_integrity():
+            return
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(CIFAR10, "download", offline)
+    rc = train_cifar.main(small + ["--out", str(tmp_path / "orig"), "--original-cifar10"], model_factory=tiny_factory)
+    err = capsys.readouterr().err
+    assert rc == 1 and "--original-cifar10: torchvision's CIFAR-10 files" in err and "no network" in err
+    assert not (tmp_path / "orig").exists()
+    # With the original files beside the JPEG copy, the flag reads them (and no JPEG notice appears).
+    trust_fake_cifar10(monkeypatch, write_fake_cifar10(root, n_per_batch=4, n_test=4))
+    rc = train_cifar.main(small + ["--out", str(tmp_path / "orig"), "--original-cifar10"], model_factory=tiny_factory)
+    out = capsys.readouterr().out
+    assert rc == 0 and "image files" not in out and "Data: cifar10: JPEG" not in out
+    assert "JPEG" not in read_checkpoint(tmp_path / "orig" / "checkpoint.pt")["config"]["data_source"]
+
+
+def test_a_cpu_run_prints_its_time_estimate_first(tmp_path, monkeypatch, capsys):
+    from fake_cifar import trust_fake_cifar10, write_fake_cifar10
+
+    from ncsn_edu import train_cifar
+    from ncsn_edu.images import trainer
+
+    trust_fake_cifar10(monkeypatch, write_fake_cifar10(tmp_path / "data", n_per_batch=8, n_test=8))
+    # The timing pass's result fixed, so that the printed numbers are known.
+    monkeypatch.setattr(trainer, "cpu_time_estimate", lambda *a, **kw: 0.36)
+    base = ["--data-root", str(tmp_path / "data"), "--ngf", "4", "--batch-size", "8", "--ckpt-every", "1",
+            "--test-batches", "0", "--sample-every", "1000000000", "--no-progress", "--device", "cpu",
+            "--max-steps-this-run", "1"]
+    # 200,000 iterations at 0.36 s: 20 hours, printed before the first step (the default length).
+    assert train_cifar.main(base + ["--out", str(tmp_path / "a")], model_factory=tiny_factory) == 0
+    lines = capsys.readouterr().out.splitlines()
+    est = [i for i, line in enumerate(lines) if line.startswith("ESTIMATE for the CPU")]
+    assert est and "0.36 s per iteration at batch 8" in lines[est[0]]
+    assert "the 200,000 iterations left would take about 20 hours (0.8 days)" in lines[est[0]]
+    assert "--ngf 16 --batch-size 32" in lines[est[0] + 1]
+    # Resumed, it counts what is left; a run of under an hour prints nothing.
+    assert train_cifar.main(base + ["--out", str(tmp_path / "a")], model_factory=tiny_factory) == 0
+    assert "the 199,999 iterations left" in capsys.readouterr().out
+    assert train_cifar.main(base + ["--out", str(tmp_path / "b"), "--n-iters", "10000"],
+                            model_factory=tiny_factory) == 0
+    assert "ESTIMATE" not in capsys.readouterr().out
+
+
+def test_the_cpu_estimate_times_a_pass_without_touching_the_model():
+    from image_train_helpers import TinyScore
+
+    from ncsn_edu.images.trainer import cpu_time_estimate
+
+    torch.manual_seed(0)
+    net = TinyScore(1, 4, 10, 28)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    state = torch.random.get_rng_state()
+    sec = cpu_time_estimate(net, (1, 28, 28), 128)
+    assert 0 < sec < 60
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())
+    assert torch.equal(state, torch.random.get_rng_state())  # the global random state is left alone

@@ -83,6 +83,7 @@ class TrainConfig:
     ema: float | None = None  # rate of the weights' exponential moving average (NCSNv2: 0.999); None: none
     divide_by_sigma: bool = False  # NCSNv2's conditioning: an unconditional network whose output is divided by sigma
     sample_denoise: bool = False  # the sample grids end with x + sigma_L^2 s(x, sigma_L) (NCSNv2's denoising)
+    original_cifar10: bool = False  # torchvision's original CIFAR-10 files (downloaded if missing), not a JPEG copy
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"

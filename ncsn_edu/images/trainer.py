@@ -63,6 +63,7 @@ What the engine does, and why:
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -219,9 +220,53 @@ def save_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
 
 # ----------------------------------------------------------------------------- the pieces of a run
 
+def data_notice(cfg: TrainConfig) -> list[str]:
+    """What reading the data will do, when it is not the obvious: CIFAR-10 read from image files
+    (the offline JPEG copy) rather than torchvision's original files, whose first read decodes
+    60,000 files and caches the decoded arrays under the data root's ``cache/``.
+    Used by the training command (chapter 12, the capstone)."""
+    if cfg.dataset != "cifar10" or cfg.original_cifar10:
+        return []
+    from ncsn_edu.images.data import CIFAR10_FOLDERS
+    from ncsn_edu.resources import data_root
+
+    root = Path(cfg.data_root).expanduser() if cfg.data_root else data_root()
+    if (root / "cifar-10-batches-py").is_dir():
+        return []
+    for sub in CIFAR10_FOLDERS:
+        if (root / sub / "train").is_dir():
+            return [f"reading CIFAR-10 from the image files in {root / sub}, not torchvision's original files "
+                    f"(--original-cifar10 reads those, downloading them if needed)",
+                    f"a first read decodes the 60,000 files (25-45 s on a 2-core CPU) and caches the arrays "
+                    f"in {data_root() / 'cache'} (184 MB; delete it to free the space); later reads take a second"]
+    return []
+
+
+def ensure_original_cifar10(root) -> None:
+    """Make sure torchvision's original CIFAR-10 files are under ``root`` (default: the data
+    root), downloading them (170 MB) if needed, so that they, and not a JPEG copy, are read.
+    Used by the training command (chapter 12, the capstone)."""
+    import torchvision
+
+    from ncsn_edu.resources import data_root
+
+    root = Path(root).expanduser() if root else data_root()
+    try:
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    except Exception as err:  # offline, or a damaged download
+        raise FileNotFoundError(
+            f"--original-cifar10: torchvision's CIFAR-10 files (cifar-10-batches-py/) are not under {root} and "
+            f"could not be downloaded ({type(err).__name__}: {err}). Unpack cifar-10-python.tar.gz there, or "
+            f"leave --original-cifar10 out to train on the image files that are there. Nothing was written."
+        ) from err
+
+
 def open_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet | None]:
-    """The training split and (when test losses are wanted) the test split.
+    """The training split and (when test losses are wanted) the test split; with
+    ``cfg.original_cifar10``, torchvision's original CIFAR-10 files (:func:`ensure_original_cifar10`).
     Used by the training command (chapter 10, NCSN on MNIST)."""
+    if cfg.dataset == "cifar10" and cfg.original_cifar10:
+        ensure_original_cifar10(cfg.data_root)
     kw = dict(root=cfg.data_root, image_size=cfg.image_size, crop=cfg.crop)
     train_set = read_image_set(cfg.dataset, train=True, **kw)
     test_set = read_image_set(cfg.dataset, train=False, **kw) if cfg.test_batches else None
@@ -355,6 +400,32 @@ def write_checkpoint(state: dict, sigmas: torch.Tensor, settings: dict, cfg: Tra
         torch.distributed.barrier()
 
 
+def cpu_time_estimate(model: torch.nn.Module, shape, batch_size: int, n_images: int = 4) -> float:
+    """Seconds per training iteration on the CPU, estimated from one forward and backward pass
+    of ``n_images`` random images through a copy of ``model`` (timed now) scaled to the batch.
+    Used by the training command (chapter 12, the capstone)."""
+    net = copy.deepcopy(unwrap(model)).train()
+    n = min(batch_size, n_images)
+    x = torch.rand((n, *shape), generator=torch.Generator().manual_seed(0))
+    labels = torch.zeros(n, dtype=torch.long)
+    start = time.perf_counter()
+    net(x, labels).square().mean().backward()
+    return (time.perf_counter() - start) / n * batch_size
+
+
+def cpu_warning(seconds_per_iter: float, remaining: int, cfg: TrainConfig) -> list[str]:
+    """The lines printed before a CPU run that would take more than an hour.
+    Used by the training command (chapter 12, the capstone)."""
+    total = seconds_per_iter * remaining
+    if total <= 3600:
+        return []
+    return [f"ESTIMATE for the CPU: about {seconds_per_iter:.3g} s per iteration at batch {cfg.batch_size} (one "
+            f"pass of a few images timed just now), so the {remaining:,} iterations left would take about "
+            f"{total / 3600:,.0f} hours ({total / 86400:,.1f} days).",
+            "This run is meant for a GPU. On a CPU, try the book's small run (chapter 12): --dataset mnist "
+            "--ngf 16 --batch-size 32 --max-minutes 30. Ctrl-C stops; rerunning resumes from the last checkpoint."]
+
+
 def out_of_time(cfg: TrainConfig, start_time: float, procs: Processes) -> bool:
     """Whether ``--max-minutes`` have passed (rank 0's clock decides for all).
     Used by the training command (chapter 10, NCSN on MNIST)."""
@@ -384,6 +455,9 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
     saved = read_checkpoint(ckpt_path) if ckpt_path.exists() else None  # read before anything is written
 
     # The data source (read before any file is written, so a data error leaves OUT untouched).
+    if procs.is_main:
+        for line in data_notice(cfg):
+            log(line)
     train_set, test_set = open_data(cfg)
     settings = run_settings(cfg, train_set)
     speed, switched = Speed(cfg, device), None
@@ -427,6 +501,10 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
             log(switched)
     tracker = LossTracker(cfg.n_sigmas, device, procs)
     end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, state["step"] + cfg.max_steps_this_run)
+    if procs.is_main and device.type == "cpu" and state["step"] < cfg.n_iters:  # say what a CPU run costs first
+        for line in cpu_warning(cpu_time_estimate(state["model"], train_set.shape, cfg.batch_size),
+                                cfg.n_iters - state["step"], cfg):
+            log(line)
     bar = progress_bar(total=cfg.n_iters, initial=state["step"], enabled=cfg.progress and procs.is_main,
                        desc="training", dynamic_ncols=True, smoothing=0.05)
     start_time, start_step, history = time.time(), state["step"], []
