@@ -422,7 +422,7 @@ def cpu_warning(seconds_per_iter: float, remaining: int, cfg: TrainConfig) -> li
     return [f"ESTIMATE for the CPU: about {seconds_per_iter:.3g} s per iteration at batch {cfg.batch_size} (one "
             f"pass of a few images timed just now), so the {remaining:,} iterations left would take about "
             f"{total / 3600:,.0f} hours ({total / 86400:,.1f} days).",
-            "This run is meant for a GPU. On a CPU, try the book's small run (chapter 12): --dataset mnist "
+            "This run is meant for a GPU. On a CPU, try the small run of the book's capstone page: --dataset mnist "
             "--ngf 16 --batch-size 32 --max-minutes 30. Ctrl-C stops; rerunning resumes from the last checkpoint."]
 
 
