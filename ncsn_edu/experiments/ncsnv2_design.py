@@ -18,12 +18,14 @@ last level's step, for MNIST and CIFAR-10 (Song & Ermon 2020, Techniques 1, 2 an
 CIFAR-10 is read as the book reads it: from the offline JPEG copy (a quality-75 re-encoding, not
 the original pixels) when that is what the data root holds; the file records the source.
 
-Command (the distances cost ``N^2 D / 2`` multiply-adds: about 20 minutes each for MNIST and
-CIFAR-10 on a shared 2-core machine; the sweep a few minutes)::
+Commands (the distances cost ``N^2 D / 2`` multiply-adds, about 1.5 and 4 CPU-minutes for MNIST
+and CIFAR-10; the sweep's four chains some 20 CPU-minutes)::
 
     python -m ncsn_edu.experiments.ncsnv2_design --out data/ncsnv2_design.json
+    python -m ncsn_edu.experiments.ncsnv2_design --parts sweep --out data/ncsnv2_sigma1_sweep.json
 
-``--parts design`` or ``--parts sweep`` recomputes one part and keeps the other from ``--out``.
+``--parts`` names what is computed (``design``, ``sweep`` or both); what ``--out`` already holds
+of the other part is kept.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def training_pixels(name: str, root=None) -> tuple[torch.Tensor, str]:
     coordinates), with the data set's ``source`` line."""
     from ncsn_edu.images.data import image_dataset
 
-    ds = image_dataset(name, train=True, root=root, download=False)
+    ds = image_dataset(name, train=True, root=root)
     data = torch.as_tensor(ds.data) if not isinstance(ds.data, torch.Tensor) else ds.data
     if data.dtype != torch.uint8:
         raise ValueError(f"{name}: expected uint8 pixels, got {data.dtype}")
@@ -155,7 +157,7 @@ def sigma1_sweep(sigma_1_values=(1.0, 2.0, 5.0, None), n_data: int = 1000, n_cha
     from ncsn_edu.sampling import annealed_langevin_dynamics
     from ncsn_edu.schedules import geometric_sigmas
 
-    ds = image_dataset("mnist", train=True, root=root, download=False)
+    ds = image_dataset("mnist", train=True, root=root)
     if n_data > len(ds.data):
         raise ValueError(f"n_data = {n_data} but the training split holds {len(ds.data)} digits")
     g = torch.Generator().manual_seed(seed)
@@ -221,7 +223,7 @@ def main(argv=None) -> dict:
     p.add_argument("--data-root", default=None, help="data root (default: ncsn_edu.resources.data_root())")
     p.add_argument("--block", type=int, default=2048, help="images per block of the distance computation")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--parts", default="design,sweep",
+    p.add_argument("--parts", default="design",
                    help="design (sigma_1, gamma, L, eps of the data sets) and/or sweep (sigma1_sweep)")
     p.add_argument("--sweep-data", type=int, default=1000, help="training digits of the sweep's mixture")
     p.add_argument("--sweep-chains", type=int, default=256, help="chains per sigma_1 in the sweep")
