@@ -228,10 +228,12 @@ def test_every_mnist_chapter_asks_torchvision_to_download_in_a_fresh_runtime(col
 
 
 @pytest.fixture(scope="module")
-def ipywidgets_7(request):
+def ipywidgets_7(request, tmp_path_factory):
     """Colab's ipywidgets 7.7.1 (and ipython_genutils, which it imports) in a folder of the
-    pytest cache: downloaded from PyPI on the first run only."""
-    folder = Path(request.config.cache.mkdir(f"ipywidgets-{COLAB_IPYWIDGETS}"))
+    pytest cache: downloaded from PyPI on the first run only (every run without the cache)."""
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    name = f"ipywidgets-{COLAB_IPYWIDGETS}"
+    folder = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
     if not (folder / "ipywidgets" / "__init__.py").is_file():
         r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
                             "--no-deps", "--target", str(folder), f"ipywidgets=={COLAB_IPYWIDGETS}",
