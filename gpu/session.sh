@@ -4,7 +4,7 @@
 #   run(command="bash gpu/session.sh tests bench-cifar10", carry=["gpu_carry"], timeout_s=600)
 #
 # PARTS (run in the order given; each writes under $OUT, which comes back):
-#   tests          tests/test_cuda.py (resume, fast path on real CIFAR-10, sampler, inpainting, NCCL)
+#   tests          tests/test_cuda.py (resume, NCSNv2 options, fast path on real CIFAR-10, sampler, inpainting, NCCL)
 #   bench-cifar10  python -m ncsn_edu.benchmark, CIFAR-10 network (ngf 128), batch 128, real data
 #   bench-mnist    the same for the MNIST network (ngf 64)
 #   official       the official trainer's training step (ermongroup/ncsn) at batch 128, the anchor

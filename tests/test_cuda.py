@@ -121,6 +121,22 @@ def test_auto_precision_is_the_devices_and_fp16_resumes_exactly(mnist_root, tmp_
     assert state["config"]["precision"] == "fp16" and a == b
 
 
+def test_ncsnv2_options_resume_bit_exact_on_cuda(mnist_root, tmp_path, deterministic):
+    """EMA of the weights and the division network (issue 27) on the device: the run resumes bit
+    for bit (fp32, deterministic kernels), the average included, and stays finite."""
+    from ncsn_edu.images.checkpoints import load_checkpoint, read_checkpoint
+
+    kw = dict(ema=0.999, divide_by_sigma=True, n_sigmas=20, sigma_begin=16.88, sample_denoise=True)
+    a, b = _resume_pair(mnist_root, tmp_path, **kw)
+    ea = read_checkpoint(tmp_path / "a" / "checkpoint.pt")["ema"]
+    eb = read_checkpoint(tmp_path / "b" / "checkpoint.pt")["ema"]
+    same = all(torch.equal(ea[k], eb[k]) for k in ea)
+    report("resume_ncsnv2_options", losses_equal=a == b, ema_equal=same, last_loss=a[-1])
+    assert a == b and same and all(math.isfinite(x) for x in a)
+    model, sigmas, _ = load_checkpoint(tmp_path / "a" / "checkpoint.pt", device=DEVICE)
+    assert model.conditioning == "division" and torch.equal(model.sigmas, sigmas)
+
+
 def test_resume_with_bf16_channels_last_and_compile(mnist_root, tmp_path):
     a, b = _resume_pair(mnist_root, tmp_path, amp="bf16", channels_last="on", compile="on")
     rel = [abs(x - y) / abs(x) for x, y in zip(a, b)]
