@@ -318,6 +318,8 @@ MODEL_SETTINGS = {
     "seed": ["--seed", "1"],
     "flip": ["--flip", "--no-flip"],
     "dequantize": ["--dequantize", "--no-dequantize"],
+    "ema": ["--ema", "0.5"],
+    "divide_by_sigma": ["--divide-by-sigma"],
 }
 
 

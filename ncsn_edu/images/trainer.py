@@ -501,7 +501,8 @@ def train(cfg: TrainConfig | None = None, model_factory=None, log=print, **overr
             log(switched)
     tracker = LossTracker(cfg.n_sigmas, device, procs)
     end = cfg.n_iters if cfg.max_steps_this_run is None else min(cfg.n_iters, state["step"] + cfg.max_steps_this_run)
-    if procs.is_main and device.type == "cpu" and state["step"] < cfg.n_iters:  # say what a CPU run costs first
+    # On a CPU, say first what a long run costs (from 1,000 iterations left: a shorter run is a test or a try).
+    if procs.is_main and device.type == "cpu" and cfg.n_iters - state["step"] >= 1_000:
         for line in cpu_warning(cpu_time_estimate(state["model"], train_set.shape, cfg.batch_size),
                                 cfg.n_iters - state["step"], cfg):
             log(line)
