@@ -12,6 +12,13 @@ copy); the run prints which and records it in its checkpoints.
     python -m ncsn_edu.train_cifar --out runs/cifar10          # resumes when rerun
     torchrun --nproc_per_node=4 -m ncsn_edu.train_cifar --out runs/cifar10
     python -m ncsn_edu.train_cifar --help
+
+``--preset ncsnv2`` gives NCSNv2's CIFAR-10 settings instead (Song & Ermon 2020:
+sigma_1 = 50, L = 232, an unconditional network divided by sigma, an EMA of the weights
+at 0.999, Adam 1e-4 for 300,000 iterations, no dequantisation; sampling with T = 5, step
+6.2e-6 and a final denoising step): :data:`ncsn_edu.images.presets.NCSNV2_CIFAR10`.
+``--original-cifar10`` reads torchvision's original files even where the JPEG copy is
+present.
 """
 
 from __future__ import annotations
