@@ -61,9 +61,15 @@ def test_controls_and_click_change_the_picture(drv, tmp_path):
     frames(drv, 3)
     clicked = state(drv, uid)
     assert clicked["start"] != "uniform" and clicked["t"] < 40
+    # The clicked run ends at step 40; with another number of steps the same start and noise end
+    # elsewhere. Comparing both ends keeps a busy machine from comparing two pictures of the same
+    # step by chance.
+    wait_for(drv, uid, 40)
     before_steps = pictures(drv, uid)
     drv.execute_script(f"var s = document.getElementById('{uid}').querySelector('input[name=n_steps]');"
                        "s.value = '300'; s.dispatchEvent(new Event('input'));")
-    frames(drv, 5)
-    assert state(drv, uid)["n_steps"] != 40 and pictures(drv, uid) != before_steps
+    steps = state(drv, uid)["n_steps"]
+    assert steps != 40
+    wait_for(drv, uid, steps)
+    assert pictures(drv, uid) != before_steps
     assert drv.execute_script("return window.__errors") == []
