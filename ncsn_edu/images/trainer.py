@@ -238,7 +238,7 @@ def data_notice(cfg: TrainConfig) -> list[str]:
             return [f"reading CIFAR-10 from the image files in {root / sub}, not torchvision's original files "
                     f"(--original-cifar10 reads those, downloading them if needed)",
                     f"a first read decodes the 60,000 files (25-45 s on a 2-core CPU) and caches the arrays "
-                    f"in {data_root() / 'cache'} (184 MB; delete it to free the space); later reads take a second"]
+                    f"in {data_root() / 'cache'} (184 MB; delete it to free the space); later reads take seconds"]
     return []
 
 
