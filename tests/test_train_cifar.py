@@ -123,7 +123,8 @@ def test_the_jpeg_copy_is_announced_and_original_cifar10_forces_the_original(tmp
     _jpeg_copy(root)
     monkeypatch.setenv("NCSN_EDU_DATA", str(root))
     small = ["--data-root", str(root), "--ngf", "4", "--batch-size", "4", "--n-iters", "1", "--ckpt-every", "1",
-             "--test-batches", "0", "--sample-every", "10", "--no-progress"]
+             "--test-batches", "0", "--sample-every", "10", "--sample-n", "4", "--sample-steps-each", "1",
+             "--no-progress"]  # the last step's sample grid: 4 images, 1 step per level (not 1,000 steps)
     # Only the JPEG copy: it is read, and the run says so before reading, with where the decoded cache goes.
     assert train_cifar.main(small + ["--out", str(tmp_path / "jpeg")], model_factory=tiny_factory) == 0
     out = capsys.readouterr().out
