@@ -142,7 +142,9 @@ def test_learns_the_exact_score_of_a_point_mass():
     net = CondRefineNetDilated(ngf=8, num_classes=2, image_size=12)
     sigmas = geometric_sigmas(1.0, 0.5, 2)
     x0 = torch.rand(1, 1, 12, 12, generator=g)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    # Adam at 1e-2 for 40 steps (40% of the cost of 2e-3 for 100): the error reaches 0.42 here
+    # (0.33 with the longer run), below the bound 0.5 that an untrained net (about 1) is far above.
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
 
     def rel_error():
         with torch.no_grad():
@@ -152,7 +154,7 @@ def test_learns_the_exact_score_of_a_point_mass():
             return ((net(xt, labels) - exact).norm() / exact.norm()).item()
 
     before = rel_error()
-    for _ in range(100):
+    for _ in range(40):
         loss = anneal_dsm_loss(net, x0.expand(16, -1, -1, -1), sigmas, generator=g)
         opt.zero_grad()
         loss.backward()
