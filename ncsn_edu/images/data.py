@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ncsn_edu.progress import progress_bar
 from ncsn_edu.resources import data_root
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "folder")
@@ -205,17 +206,24 @@ def jpeg_quality(path) -> int | None:
     return int(round(min(max(quality, 1), 100)))
 
 
-def decode_images(files, crop: int | None = None, image_size: int | None = None) -> np.ndarray:
+def decode_images(files, crop: int | None = None, image_size: int | None = None,
+                  progress: bool | None = None) -> np.ndarray:
     """Decode ``files`` into one ``uint8`` array ``(N, H, W, C)`` (C = 1 for grey, 3 for
     colour images), after an optional centre crop and resize. Raises ``ValueError``
     naming the file for an unreadable image, for grey and colour images mixed, and for
-    images of different sizes when no ``image_size`` makes them equal."""
+    images of different sizes when no ``image_size`` makes them equal. ``progress``: show a
+    progress bar (default: for 1,000 files or more, which take seconds; CIFAR-10's 60,000
+    JPEGs take 25-45 s on a 2-core machine)."""
     from PIL import Image, UnidentifiedImageError
 
     if not files:
         raise ValueError("no image files to decode")
+    if progress is None:
+        progress = len(files) >= 1000
     out, first_mode, first_size = None, None, None
-    for i, f in enumerate(files):
+    bar = progress_bar(files, enabled=progress, desc="decoding images", unit="img",
+                       leave=False, mininterval=0.5)
+    for i, f in enumerate(bar):
         try:
             with Image.open(f) as img:
                 grey = img.mode in _GREY_MODES
