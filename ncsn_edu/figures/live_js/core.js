@@ -190,9 +190,10 @@
 
   /* ---------- Langevin dynamics, plain and annealed (ncsn_edu.sampling) ---------- */
 
-  /** One step x <- x + drift * s + noise * z on n chains, in place; z from `rng` or given. */
-  function step(x, n, s, drift, noise, rng, z) {
-    for (var i = 0; i < 2 * n; i++) {
+  /** One step x <- x + drift * s + noise * z on n chains, in place; z from `rng` or given. A chain
+   * holds `dim` numbers (2 for the toys' points, the default; 784 for a 28 x 28 image). */
+  function step(x, n, s, drift, noise, rng, z, dim) {
+    for (var i = 0; i < (dim || 2) * n; i++) {
       var zi = z ? z[i] : rng.normal();
       x[i] = x[i] + drift * s[i] + noise * zi;
     }
@@ -222,24 +223,63 @@
     return out;
   };
   /** Annealed Langevin (Algorithm 1) as a resumable run: `scoreAt(x, n, out, level, sigma)`
-   * gives the scores at level `level`; advance(k) does k more steps (n_steps_each per level). */
+   * gives the scores at level `level`; advance(k) does k more steps (n_steps_each per level).
+   * opts.dim (default 2) is the size of one chain (784 for a 28 x 28 image). A network that answers
+   * asynchronously (the image figures' onnxruntime, live_js/mnist.js) drives the same run by hand:
+   * next() gives the level and sigma of the coming step ({level, sigma}, or null when the run is
+   * done), apply(s) takes that step with the scores s at the current x. Each step draws its noise
+   * z (n * dim normals from `rng`, kept in run.z) after the scores, as the package does.
+   * With opts.known (n * dim values) and opts.mask (dim or n * dim entries, 1 = known) the run is
+   * Algorithm 2 (ncsn_edu.images.inpainting.annealed_langevin_inpainting): before a level's first
+   * step the known entries become y = known + sigma_i z' (one draw z' of the whole state per
+   * level, run.zy), and after every step they are set back to y (run.y). */
   function AnnealedRun(opts) {
     this.sigmas = opts.sigmas; this.eps = opts.eps; this.nStepsEach = opts.nStepsEach;
     this.convention = opts.convention || "paper"; this.scoreAt = opts.scoreAt;
-    this.x = opts.x; this.n = opts.n; this.rng = opts.rng; this.t = 0;
+    this.x = opts.x; this.n = opts.n; this.rng = opts.rng; this.t = 0; this.dim = opts.dim || 2;
     this.total = this.sigmas.length * this.nStepsEach;
     this.s = new Float64Array(this.x.length);
+    this.z = new Float64Array(this.n * this.dim);
+    this.known = opts.known || null; this.mask = opts.mask || null; this.yLevel = -1;
+    if (this.known) {
+      if (!this.mask || this.known.length !== this.n * this.dim) throw new Error("inpainting needs n * dim known values and a mask");
+      this.y = new Float64Array(this.n * this.dim); this.zy = new Float64Array(this.n * this.dim);
+    }
   }
   AnnealedRun.prototype.level = function () { return Math.min(Math.floor(this.t / this.nStepsEach), this.sigmas.length - 1); };
+  /** Set the known entries of x to y (Algorithm 2); nothing without a mask. */
+  AnnealedRun.prototype.clamp = function () {
+    if (!this.known) return;
+    var m = this.mask, ml = m.length, x = this.x, y = this.y;
+    for (var j = 0; j < this.n * this.dim; j++) if (m[j % ml]) x[j] = y[j];
+  };
+  AnnealedRun.prototype.next = function () {
+    if (this.t >= this.total) return null;
+    var i = Math.floor(this.t / this.nStepsEach), sigma = this.sigmas[i];
+    if (this.known && this.yLevel !== i) {  // a new level: y = x + sigma_i z', known entries set to y
+      this.rng.normals(this.zy, this.n * this.dim);
+      for (var j = 0; j < this.n * this.dim; j++) this.y[j] = this.known[j] + sigma * this.zy[j];
+      this.yLevel = i;
+      this.clamp();
+    }
+    return {level: i, sigma: sigma};
+  };
+  AnnealedRun.prototype.apply = function (s) {
+    var cur = this.next();
+    if (!cur) return true;
+    var c = L.stepCoefficients(this.eps, cur.sigma, this.sigmas[this.sigmas.length - 1], this.convention);
+    this.rng.normals(this.z, this.n * this.dim);
+    step(this.x, this.n, s, c[0], c[1], null, this.z, this.dim);
+    this.clamp();
+    this.t += 1;
+    return this.t >= this.total;
+  };
   AnnealedRun.prototype.advance = function (k) {
-    var sL = this.sigmas[this.sigmas.length - 1];
     for (var j = 0; j < k && this.t < this.total; j++) {
-      var i = Math.floor(this.t / this.nStepsEach), sigma = this.sigmas[i];
-      var c = L.stepCoefficients(this.eps, sigma, sL, this.convention);
-      if (this.s.length < 2 * this.n) this.s = new Float64Array(this.x.length);
-      this.scoreAt(this.x, this.n, this.s, i, sigma);
-      step(this.x, this.n, this.s, c[0], c[1], this.rng);
-      this.t += 1;
+      var cur = this.next();
+      if (this.s.length < this.dim * this.n) this.s = new Float64Array(this.x.length);
+      this.scoreAt(this.x, this.n, this.s, cur.level, cur.sigma);
+      this.apply(this.s);
     }
     return this.t >= this.total;
   };
