@@ -140,6 +140,58 @@ class ConditionalScoreMLP(nn.Module):
         return lambda x: self(x, torch.full((x.shape[0],), level, dtype=torch.long, device=x.device))
 
 
+class DividedScoreMLP(nn.Module):
+    """NCSNv2's noise conditioning by division (Song & Ermon 2020, Technique 3) for
+    low-dimensional data: ``s_theta(x, sigma) = f_theta(x) / sigma`` with ``f_theta`` the
+    *unconditional* softplus MLP :class:`ScoreMLP`. The network never sees the level; only the
+    output is divided by it, so it can be evaluated at any ``sigma`` (:meth:`score_at`), between or
+    beyond the levels it was trained on. Call it as ``model(x, labels)`` with one level index into
+    ``sigmas`` per sample, like :class:`ConditionalScoreMLP` (the sampler and
+    :func:`ncsn_edu.toy.losses.anneal_dsm_loss` call it so).
+
+    With ``hidden=81`` it has 7,049 parameters, as many as the level-conditioned
+    ``ConditionalScoreMLP(sigmas, hidden=64)`` on ten levels (7,042).
+    Introduced in chapter 11b (NCSNv2's techniques).
+    """
+
+    def __init__(self, sigmas, dim: int = 2, hidden: int = 128, n_hidden: int = 2):
+        super().__init__()
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
+        if sigmas.numel() < 1 or (sigmas <= 0).any():
+            raise ValueError("sigmas must be a non-empty list of positive noise levels")
+        self.register_buffer("sigmas", sigmas)
+        self.net = ScoreMLP(dim=dim, hidden=hidden, n_hidden=n_hidden)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.sigmas)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labels = torch.as_tensor(labels, dtype=torch.long, device=x.device)
+        if labels.ndim == 0:
+            labels = labels.expand(x.shape[0])
+        if labels.shape != (x.shape[0],):
+            raise ValueError(f"need one level index per sample: x has {x.shape[0]}, labels {tuple(labels.shape)}")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.n_levels):
+            raise ValueError(f"level indices must lie in 0..{self.n_levels - 1}")
+        return self.score_at(x, self.sigmas[labels])
+
+    def score_at(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """The score at any noise level ``sigma`` (a float or one value per sample): ``f(x) / sigma``."""
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if (sigma <= 0).any():
+            raise ValueError("sigma must be positive")
+        sigma = sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
+        out = self.net(x)
+        return out / sigma.view(-1, 1).to(out.dtype)
+
+    def level_score(self, level: int):
+        """The score function ``x -> s_theta(x, sigma_level)`` at one fixed level."""
+        if not 0 <= level < self.n_levels:
+            raise ValueError(f"level must lie in 0..{self.n_levels - 1}")
+        return lambda x: self(x, torch.full((x.shape[0],), level, dtype=torch.long, device=x.device))
+
+
 def model_at(result: dict, step: int) -> ScoreMLP:
     """The network as it was at training step ``step`` (a key of ``result["snapshots"]``).
     Introduced in chapter 6 (low-density scores)."""
