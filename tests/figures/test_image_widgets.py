@@ -176,6 +176,18 @@ def test_generate_single_level_modes(net):
                                rtol=0, atol=0)
 
 
+def test_single_mode_loads_the_books_baseline_by_default(net):
+    from ncsn_edu.images.checkpoints import load_checkpoint
+    from ncsn_edu.resources import resource_path
+
+    box = iw.generate_widget(net, SIGMAS, n_images=4, n_steps_each=1, mode="single", device="cpu")
+    base_net, levels, sigmas_run, steps = box.state["plan"]
+    shipped, shipped_sigmas, _ = load_checkpoint(resource_path("mnist_baseline_sigma001.pt"))
+    assert sigmas_run.tolist() == pytest.approx([0.01]) and levels == [0] and steps == 3  # L x T = 3 x 1
+    for a, b in zip(base_net.state_dict().values(), shipped.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_generate_every_control_changes_the_output(net):
     base = tiny_net(1, seed=1)
     box = iw.generate_widget(net, SIGMAS, n_images=4, n_steps_each=2, eps=1e-4, seed=0,
@@ -221,6 +233,7 @@ def test_generate_says_when_the_chain_diverges(net):
     st = run(box)
     text = box.children[-1].value
     assert st["diverged"] is not None and not st.get("done"), text
+    assert st["diverged"] < 5, st["diverged"]  # stopped within level 1, not after all 15 steps
     assert "diverged" in text and "lower \u03b5" in text and "nan" not in text.lower(), text
     # a network that returns NaN: "not finite", never a NaN printed
     nan_net = PointMassScore(torch.full((1, 1, 28, 28), float("nan")), SIGMAS)
