@@ -20,6 +20,11 @@ Commands (the files the MNIST chapters load)::
     python -m ncsn_edu.experiments.paper_chains data/mnist_ncsn_ngf16.pt fig6 --out data/mnist_paper_chain_fig6.pt
     python -m ncsn_edu.experiments.paper_chains data/mnist_ncsn_ngf16.pt fig78 \
         --baseline data/mnist_baseline_sigma001.pt --out data/mnist_single_level_chains.pt
+    python -m ncsn_edu.experiments.paper_chains data/mnist_ncsnv2_ngf16.pt fig4 --own-sampler \
+        --levels-per-state 8 --out data/mnist_ncsnv2_chain_fig4.pt
+
+The last is NCSNv2's chain (its run's sampler: 96 levels, 10 steps each, the final denoising
+step, the EMA weights).
 
 Read it with :func:`load_chains`.
 """
@@ -59,18 +64,24 @@ def stationary_spread_factor(eps_code: float, sigma_last: float) -> float:
 
 
 def record_fig4(model, sigmas, n_chains: int = 8, eps_code: float = 2e-5, n_steps_each: int = 100, seed: int = 0,
-                progress: bool = False) -> dict:
+                progress: bool = False, final_denoise: bool = False, levels_per_state: int = 1) -> dict:
     """Figure 4: ``n_chains`` chains of Algorithm 1 (official step convention) from uniform
     noise. The start is ``torch.rand`` of a generator seeded ``seed`` (the same start as
     chapter 10's shortened live chain), and the chain continues with that generator.
-    Keeps the start and the state at the end of every level, unclamped, as float16.
+    Keeps the start and the state at the end of every ``levels_per_state``-th level,
+    unclamped, as float16; with ``final_denoise`` (NCSNv2's sampler) also the denoised
+    output as ``"denoised"``.
     Belongs to chapter 10 (NCSN on MNIST)."""
     g = torch.Generator().manual_seed(seed)
     x0 = torch.rand(n_chains, 1, 28, 28, generator=g)
     t0 = time.perf_counter()
-    _, states = annealed_langevin_dynamics(model, x0, sigmas, eps_code, n_steps_each, g, progress=progress,
-                                           keep_every=n_steps_each, convention="code")
-    return {"states": torch.stack(states).half(), "seconds": time.perf_counter() - t0}
+    x, states = annealed_langevin_dynamics(model, x0, sigmas, eps_code, n_steps_each, g, progress=progress,
+                                           keep_every=n_steps_each * levels_per_state, convention="code",
+                                           final_denoise=final_denoise)
+    out = {"states": torch.stack(states).half(), "seconds": time.perf_counter() - t0}
+    if final_denoise:
+        out["denoised"] = x.half()
+    return out
 
 
 def record_fig6(model, sigmas, test_images: torch.Tensor, completions: int = 2, eps_code: float = 2e-5,
@@ -116,7 +127,7 @@ def load_chains(path) -> dict:
     """The dict written by :func:`main` (float16 tensors turned back to float32).
     Introduced in chapter 10 (NCSN on MNIST)."""
     d = torch.load(path, map_location="cpu", weights_only=True)
-    for k in ("states", "completions"):
+    for k in ("states", "completions", "denoised"):
         if isinstance(d.get(k), dict):  # fig78: one tensor per network
             d[k] = {name: v.float() for name, v in d[k].items()}
         elif k in d:
@@ -140,6 +151,11 @@ def main(argv=None) -> int:
     p.add_argument("--steps-each", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--own-sampler", action="store_true",
+                   help="fig4: the checkpoint's own sampler (its step, steps per level and final denoising, "
+                        "as NCSNv2's run records them) instead of --eps-code and --steps-each")
+    p.add_argument("--levels-per-state", type=int, default=1,
+                   help="fig4: keep the state at the end of every k-th level (default 1: every level)")
     args = p.parse_args(argv)
     from ncsn_edu.images.checkpoints import load_checkpoint
 
@@ -148,8 +164,17 @@ def main(argv=None) -> int:
     if cfg["dataset"] != "mnist":
         print("error: this records MNIST chains", file=sys.stderr)
         return 1
+    denoise = False
+    if args.own_sampler:
+        if args.figure != "fig4":
+            print("error: --own-sampler is for fig4", file=sys.stderr)
+            return 1
+        args.eps_code = cfg.get("sample_eps", args.eps_code)
+        args.steps_each = cfg.get("sample_steps_each", args.steps_each)
+        denoise = bool(cfg.get("sample_denoise", False))
     if args.figure == "fig4":
-        out = record_fig4(model, sigmas, args.n_chains, args.eps_code, args.steps_each, args.seed, progress=True)
+        out = record_fig4(model, sigmas, args.n_chains, args.eps_code, args.steps_each, args.seed, progress=True,
+                          final_denoise=denoise, levels_per_state=args.levels_per_state)
     elif args.figure == "fig78":
         if args.baseline is None:
             print("error: fig78 needs --baseline (the sigma = 0.01 checkpoint)", file=sys.stderr)
@@ -171,7 +196,8 @@ def main(argv=None) -> int:
     if args.figure == "fig78":  # its own fixed seeds and length (record_fig78's defaults)
         out.update(n_steps=1000, start_seed=1, noise_seed=2)
     else:
-        out.update(n_steps_each=args.steps_each, seed=args.seed)
+        out.update(n_steps_each=args.steps_each, seed=args.seed, final_denoise=denoise,
+                   levels_per_state=args.levels_per_state)
     out.update(eps_code=args.eps_code, sigmas=sigmas.float().cpu(),
                threads=args.threads, checkpoint_step=int(torch.load(args.checkpoint, map_location="cpu",
                                                                     weights_only=True)["step"]),

@@ -85,3 +85,50 @@ def test_the_committed_fig78_chains_start_from_the_recorded_uniform_noise():
     for states in d["states"].values():  # the start, then every 250 steps
         assert states.shape == (5, 2, 1, 28, 28) and torch.equal(states[0], start)
         assert (states[-1] - start).abs().mean() > 0.1  # 1,000 steps moved the chains far from their start
+
+
+class _PointMass(torch.nn.Module):
+    """The exact score of N(m, sigma_i^2 I) at level i, as a network ``model(x, labels)``."""
+
+    def __init__(self, sigmas, m=0.3):
+        super().__init__()
+        self.sigmas, self.m = torch.as_tensor(sigmas, dtype=torch.float32), m
+
+    def forward(self, x, labels):
+        return -(x - self.m) / self.sigmas[labels].view(-1, 1, 1, 1) ** 2
+
+
+def test_fig4_keeps_every_kth_level_and_the_denoised_output_of_the_same_chain():
+    from ncsn_edu.experiments.paper_chains import record_fig4
+
+    sigmas = geometric_sigmas(1.0, 0.01, 6)
+    model = _PointMass(sigmas)
+    full = record_fig4(model, sigmas, n_chains=3, eps_code=2e-5, n_steps_each=4, seed=1)
+    some = record_fig4(model, sigmas, n_chains=3, eps_code=2e-5, n_steps_each=4, seed=1, final_denoise=True,
+                       levels_per_state=2)
+    assert full["states"].shape[0] == 7 and some["states"].shape[0] == 4  # the start, then levels 2, 4, 6
+    assert torch.equal(some["states"], full["states"][::2])
+    last = full["states"][-1].float()
+    # Tweedie's step at the last level moves the chain to the point mass's mean m = 0.3
+    # (float16 storage: about 1e-3 relative)
+    expect = last + sigmas[-1].item() ** 2 * model(last, torch.full((3,), 5))
+    assert torch.allclose(some["denoised"].float(), expect, atol=2e-3)
+    assert (some["denoised"].float() - 0.3).abs().max() < 2e-3
+    assert "denoised" not in full
+
+
+def test_fig4_with_the_checkpoints_own_sampler_reads_its_settings(tmp_path, monkeypatch):
+    import ncsn_edu.images.checkpoints as ckpts
+    from ncsn_edu.experiments import paper_chains
+
+    sigmas = geometric_sigmas(1.0, 0.01, 4)
+    cfg = {"dataset": "mnist", "sample_eps": 3e-5, "sample_steps_each": 2, "sample_denoise": True}
+    monkeypatch.setattr(ckpts, "load_checkpoint", lambda path: (_PointMass(sigmas), sigmas, cfg))
+    torch.save({"step": 7}, tmp_path / "c.pt")
+    out = tmp_path / "chain.pt"
+    assert paper_chains.main([str(tmp_path / "c.pt"), "fig4", "--own-sampler", "--n-chains", "2",
+                              "--levels-per-state", "2", "--out", str(out)]) == 0
+    d = paper_chains.load_chains(out)
+    assert (d["eps_code"], d["n_steps_each"], d["final_denoise"], d["checkpoint_step"]) == (3e-5, 2, True, 7)
+    assert d["states"].shape == (3, 2, 1, 28, 28) and d["denoised"].shape == (2, 1, 28, 28)
+    assert paper_chains.main([str(tmp_path / "c.pt"), "fig6", "--own-sampler", "--out", str(out)]) == 1
