@@ -23,8 +23,11 @@ Commands (the files the MNIST chapters load)::
     python -m ncsn_edu.experiments.paper_chains data/mnist_ncsnv2_ngf16.pt fig4 --own-sampler \
         --levels-per-state 8 --out data/mnist_ncsnv2_chain_fig4.pt
 
-The last is NCSNv2's chain (its run's sampler: 96 levels, 10 steps each, the final denoising
-step, the EMA weights).
+    python -m ncsn_edu.experiments.paper_chains data/mnist_ncsnv2_ngf16.pt fig6 --own-sampler \
+        --out data/mnist_ncsnv2_chain_fig6.pt
+
+The last two are NCSNv2's chains (its run's sampler: 96 levels, 10 steps each, the EMA weights,
+and for Figure 4 the final denoising step).
 
 Read it with :func:`load_chains`.
 """
@@ -152,8 +155,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--own-sampler", action="store_true",
-                   help="fig4: the checkpoint's own sampler (its step, steps per level and final denoising, "
-                        "as NCSNv2's run records them) instead of --eps-code and --steps-each")
+                   help="fig4, fig6: the checkpoint's own sampler (its step, steps per level and, for fig4, final "
+                        "denoising, as NCSNv2's run records them) instead of --eps-code and --steps-each")
     p.add_argument("--levels-per-state", type=int, default=1,
                    help="fig4: keep the state at the end of every k-th level (default 1: every level)")
     args = p.parse_args(argv)
@@ -166,12 +169,13 @@ def main(argv=None) -> int:
         return 1
     denoise = False
     if args.own_sampler:
-        if args.figure != "fig4":
-            print("error: --own-sampler is for fig4", file=sys.stderr)
+        if args.figure == "fig78":
+            print("error: --own-sampler is for fig4 and fig6", file=sys.stderr)
             return 1
         args.eps_code = cfg.get("sample_eps", args.eps_code)
         args.steps_each = cfg.get("sample_steps_each", args.steps_each)
-        denoise = bool(cfg.get("sample_denoise", False))
+        # Algorithm 2 keeps the known pixels at each level's noise and has no final denoising step
+        denoise = args.figure == "fig4" and bool(cfg.get("sample_denoise", False))
     if args.figure == "fig4":
         out = record_fig4(model, sigmas, args.n_chains, args.eps_code, args.steps_each, args.seed, progress=True,
                           final_denoise=denoise, levels_per_state=args.levels_per_state)

@@ -131,4 +131,5 @@ def test_fig4_with_the_checkpoints_own_sampler_reads_its_settings(tmp_path, monk
     d = paper_chains.load_chains(out)
     assert (d["eps_code"], d["n_steps_each"], d["final_denoise"], d["checkpoint_step"]) == (3e-5, 2, True, 7)
     assert d["states"].shape == (3, 2, 1, 28, 28) and d["denoised"].shape == (2, 1, 28, 28)
-    assert paper_chains.main([str(tmp_path / "c.pt"), "fig6", "--own-sampler", "--out", str(out)]) == 1
+    assert paper_chains.main([str(tmp_path / "c.pt"), "fig78", "--own-sampler", "--baseline", "x",
+                              "--out", str(out)]) == 1
