@@ -175,7 +175,8 @@ class Chain:
     stop with :class:`_Diverged` when ``x`` is not finite or beyond ``bound`` in size; call
     ``show(x, t, label)`` (``x`` the state after ``t`` steps) at the first step, at each new
     level and at least :data:`FRAME_SECONDS` apart. ``finish(result, error, seconds)`` is called
-    at the end (``error``: None, a :class:`_Diverged` or another exception; not called on stop).
+    at the end (``error``: None, a :class:`_Diverged` or another exception; not called on stop;
+    ``seconds`` leaves out the time spent paused).
     """
 
     def __init__(self, show, finish, bound: float = math.inf):
@@ -184,7 +185,7 @@ class Chain:
         self._go = threading.Event()
         self._stop = False
         self.waiting = threading.Event()  # set while the thread waits in a pause
-        self.t = 0
+        self.t, self.paused_seconds = 0, 0.0
 
     @property
     def running(self) -> bool:
@@ -196,16 +197,18 @@ class Chain:
 
     def start(self, call, net, total: int) -> None:
         self.stop()
-        self._stop, self.t = False, 0
+        self._stop, self.t, self.paused_seconds = False, 0, 0.0
         self._go.set()
         last = {"time": -math.inf, "label": None}
 
         def score_fn(x, labels):
             if not self._go.is_set():
+                t_pause = time.perf_counter()
                 self.waiting.set()
                 while not self._go.wait(0.05):
                     pass
                 self.waiting.clear()
+                self.paused_seconds += time.perf_counter() - t_pause
             if self._stop:
                 raise _Stopped
             label = int(labels[0])
@@ -227,12 +230,16 @@ class Chain:
             except _Stopped:
                 return
             except Exception as err:  # shown on the widget: a thread's traceback would be lost
-                self.finish(None, err, time.perf_counter() - t0)
+                self.finish(None, err, self.seconds(t0))
                 return
-            self.finish(result, None, time.perf_counter() - t0)
+            self.finish(result, None, self.seconds(t0))
 
         self.thread = threading.Thread(target=body, daemon=True)
         self.thread.start()
+
+    def seconds(self, t0: float) -> float:
+        """Seconds since ``t0`` less the time spent paused."""
+        return time.perf_counter() - t0 - self.paused_seconds
 
     def pause(self) -> None:
         self._go.clear()
@@ -263,6 +270,14 @@ def bound_for(sigmas) -> float:
     """The size beyond which a chain of a network with levels ``sigmas`` has diverged:
     ``1 + DIVERGED * sigma_1``."""
     return 1.0 + DIVERGED * float(torch.as_tensor(sigmas).max())
+
+
+def _speed(t: int, total: int, seconds=None) -> str:
+    """``; 0.31 s per step, about 290 s left`` once a step has been timed."""
+    if not seconds or t < 1:
+        return ""
+    per = seconds / t
+    return f"; {per:.3f} s per step, about {per * (total - t):.0f} s left"
 
 
 def _diverged_text(err: _Diverged, sigmas_shown, eps: float, bound: float) -> str:
@@ -449,15 +464,14 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
         lvl = (f"level {j + 1} of {len(sigmas_run)}, \u03c3 = {sigmas_run[j].item():.4f}"
                + (f" (network level {levels[j] + 1})" if c["mode"].value == "annealed" else
                   " (one level only: plain Langevin)"))
-        speed = f"; {seconds / max(t, 1):.3f} s per step" if seconds else ""
-        return f"<pre>{lvl}; step {t} of {total}{speed}</pre>"
+        return f"<pre>{lvl}\nstep {t} of {total}{_speed(t, total, seconds)}</pre>"
 
     def show_frame(x, t, j):
         _, levels, sigmas_run, T = state["plan"]
         image.value = grid_png(x)
         progress.value = t
         state.update(x=x.detach().cpu(), t=t, level=j)
-        text.value = describe(t, progress.max, levels, sigmas_run, j, time.perf_counter() - state["t0"])
+        text.value = describe(t, progress.max, levels, sigmas_run, j, chain.seconds(state["t0"]))
 
     def finish(result, error, seconds):
         _, levels, sigmas_run, T = state["plan"]
@@ -628,9 +642,8 @@ def inpaint_widget(model, sigmas, digits, index: int = 0, mask=None, n_completio
 
     def describe(t, j, seconds=None):
         levels, sigmas_run, _ = state["plan"]
-        speed = f"; {seconds / max(t, 1):.3f} s per step" if seconds else ""
         return (f"<pre>level {j + 1} of {len(sigmas_run)}, \u03c3 = {sigmas_run[j].item():.4f} (network level "
-                f"{levels[j] + 1}); step {t} of {progress.max}{speed}</pre>")
+                f"{levels[j] + 1})\nstep {t} of {progress.max}{_speed(t, progress.max, seconds)}</pre>")
 
     def readings(x):
         if clf is None:
@@ -645,7 +658,7 @@ def inpaint_widget(model, sigmas, digits, index: int = 0, mask=None, n_completio
         image.value = grid_png(x.reshape(k, 1, 28, 28), per_row=8)
         progress.value = t
         state.update(x=x.detach().cpu().reshape(1, k, 1, 28, 28), t=t, level=j)
-        text.value = describe(t, j, time.perf_counter() - state["t0"])
+        text.value = describe(t, j, chain.seconds(state["t0"]))
 
     def finish(result, error, seconds):
         levels, sigmas_run, _ = state["plan"]

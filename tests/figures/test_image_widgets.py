@@ -218,6 +218,7 @@ def test_generate_pause_resume_and_reset(net):
     assert box.chain.t == t and box.chain.running and 0 < t < 30
     box.controls["run"].click()  # resumes
     assert box.wait(120) and box.state["done"]
+    assert box.chain.paused_seconds >= 0.3  # left out of the time per step shown
     torch.testing.assert_close(box.state["x"], package_chain(net, 4, SIGMAS, 1e-4, 10, 4, "code"), rtol=0, atol=0)
     # Reset in the middle of a run: the chain stops and the start is shown again
     box.controls["run"].click()
