@@ -6,7 +6,9 @@
     python3 dev.py lint   # run ruff (configured in pyproject.toml) on the code
 
 Only Python 3.10+ with pip and venv is needed; everything else is installed into
-``.venv`` (and, for the browser test, Debian's ``chromium`` when run as root).
+``.venv`` (and, for the browser test, Debian's ``chromium`` when run as root), and
+onnxruntime-web into ``node_modules`` by ``npm ci`` (Debian's ``nodejs`` and ``npm`` are
+installed when missing and run as root).
 """
 
 from __future__ import annotations
@@ -104,6 +106,43 @@ def ensure_chromium() -> None:
           "skipped (install Debian's chromium and chromium-driver packages to run it)", flush=True)
 
 
+def ensure_node() -> bool:
+    """npm installs onnxruntime-web, which the image chapters' live figures run in the browser:
+    Debian's nodejs and npm are installed through apt when missing and this runs as root.
+    Returns whether npm is there."""
+    if shutil.which("npm"):
+        return True
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-q"], env=env)
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "nodejs", "npm"], env=env)
+    return bool(shutil.which("npm"))
+
+
+def npm_ci(required: bool) -> None:
+    """Install the pinned onnxruntime-web (package-lock.json) into node_modules/ with ``npm ci``
+    when the lock file changed since the last install. The book's build copies its WebAssembly
+    files into the site and fails without them (``required``); the tests only warn."""
+    lock = ROOT / "package-lock.json"
+    if not lock.is_file():
+        return
+    want = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = ROOT / "node_modules" / ".ncsn-edu-installed"
+    if stamp.is_file() and stamp.read_text().strip() == want:
+        return
+    ok = ensure_node()
+    if ok:  # --ignore-scripts: no package in the lock needs its install script for the files shipped
+        ok = run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=ROOT).returncode == 0
+    if ok:
+        stamp.write_text(want)
+    elif required:
+        sys.exit("installing onnxruntime-web with `npm ci` failed or npm is missing (install Node.js and npm, "
+                 "then run `npm ci` in the repository)")
+    else:
+        print("warning: `npm ci` did not install onnxruntime-web; the live image figures' browser tests "
+              "need it (install Node.js and npm, then run `npm ci`)", flush=True)
+
+
 def env_for_children(tests: bool = False) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -169,6 +208,7 @@ def build_book() -> int:
     ensure_env()
     link_offline_data()
     unpack_offline_cifar10()
+    npm_ci(required=True)
     env = wheel_kernel_env(env_for_children(), build_wheel_site(ROOT / "_build" / "wheel-site"))
     r = run([BIN / "jupyter-book", "build", ROOT, "--all", "-W", "--keep-going"], cwd=ROOT, env=env)
     if r.returncode == 0:
@@ -183,6 +223,7 @@ def run_tests(extra) -> int:
     link_offline_data()
     unpack_offline_cifar10()
     ensure_chromium()
+    npm_ci(required=False)
     return run([PY, "-m", "pytest", *parallel_args(extra), *extra], cwd=ROOT,
                env=env_for_children(tests=True)).returncode
 
@@ -226,6 +267,7 @@ def main(argv=None) -> int:
         ensure_env()
         link_offline_data()
         unpack_offline_cifar10()
+        npm_ci(required=False)
         code = 0
     print(f"[dev.py {args.command}] finished in {time.time() - start:.0f} s with exit code {code}", flush=True)
     return code
