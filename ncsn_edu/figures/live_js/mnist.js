@@ -363,13 +363,13 @@
       for (j = 0; j < D; j++) noisy[j] = clean[j] + sigma * z[j];
       drawGrid(cClean, clean, 1, 1, {scale: sc, map: "grey"});
       drawGrid(cNoisy, noisy, 1, 1, {scale: sc, map: "grey"});
-      var job = {sigma: sigma, level: level, x: Float32Array.from(noisy), clean: Float64Array.from(clean)};
+      var job = {sigma: sigma, level: level, x: Float64Array.from(noisy), clean: Float64Array.from(clean)};
       if (busy) { pending = job; return; }
       run(job);
     }
     function run(job) {
       busy = true;
-      return net.score(job.x, 1, job.level, job.sigma).then(function (out) {
+      return net.score(job.x, 1, job.level, job.sigma).then(function (out) {  // the network sees float32
         busy = false;
         s.set(out);
         show(job);
@@ -427,8 +427,11 @@
     return {levels: levels, sigmas: levels.map(function (i) { return s[i]; }), T: T};
   }
 
+  /** Pixels beyond +-FAR: the chain has left the data's range [0, 1] (a step too large for its level). */
+  var FAR = 10;
+
   function sampler(ui, cfg, env, inpaint) {
-    var net = env.net, n = 0, run = null, sch = null, bad = 0, readings = null, reading = false, starts = null;
+    var outOfRange = false, net = env.net, n = 0, run = null, sch = null, bad = 0, readings = null, reading = false, starts = null;
     var digits = inpaint ? decodeDigits(cfg.digits) : null, count = inpaint ? digits.length / D : 0;
     var known = new Float64Array(D), mask = new Uint8Array(D), maskSet = false;
     var row = L.el("div", {"class": "ncsn-live-row"}, ui), sc = 3, cMask = null, brushMode = "hide";
@@ -572,8 +575,12 @@
           (2 * c[0]).toPrecision(3) + ", x \u2190 x + \u03b1\u1d62/2 s + \u221a\u03b1\u1d62 z (paper)") + "\n";
       var lo = Infinity, hi = -Infinity;
       for (var j = 0; j < n * D; j++) { var v = run.x[j]; if (isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
+      var far = !bad && (hi > FAR || lo < -FAR);  // the data lie in [0, 1]
       var body = bad ? divergedText(run.t, bad, n) + "\n" : "pixel values now from " + L.fmt(lo, 2) + " to " + L.fmt(hi, 2) +
-        " (data: 0 to 1)\n";
+        " (data: 0 to 1)\n" + (far ? "the chains have left the data's range: the step is too large. A step moves x by " +
+        "a\u1d62 s, about a\u1d62/\u03c3\u1d62\u00b2 = " + L.fmt(c[0] / (sigma * sigma), 2) + " times the way to the " +
+        "nearest clean image at this level, and overshoots above 1. Lower \u03b5 and press Reset.\n" : "");
+      outOfRange = far;
       if (inpaint) {
         var hidden = 0;
         for (j = 0; j < D; j++) if (!mask[j]) hidden += 1;
@@ -594,7 +601,8 @@
       state: function () {
         var st = {kind: inpaint ? "mnist_inpaint" : "mnist_generate", model: modelCtl.get(), n: n, t: run.t, total: run.total,
           level: run.level(), sigmas: run.sigmas, network_levels: sch.levels, eps: run.eps, n_steps_each: run.nStepsEach,
-          convention: run.convention, seed: Math.round(seedCtl.get()), diverged: bad, running: loop.running(),
+          convention: run.convention, seed: Math.round(seedCtl.get()), diverged: bad, out_of_range: outOfRange,
+          running: loop.running(),
           busy: loop.busy(), evals: chainNet().evals, eval_ms: chainNet().evals ? chainNet().ms / chainNet().evals : null};
         if (modeCtl) st.mode = modeCtl.get();
         if (inpaint) {
