@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import uuid
 
 import torch
 
-from ncsn_edu.figures.live import LiveFigure, _png, library_js
+from ncsn_edu.figures.live import LiveFigure, library_js
 from ncsn_edu.progress import static_mode
 
 #: The model file the figures start with (listed in the site's ``_static/ncsn_edu/models.json``).
@@ -41,6 +42,18 @@ SERVE_HINT = ("To run it live, serve the built site over http: python -m http.se
               "then open http://127.0.0.1:8000.")
 #: The image figures' kinds (all in live_js/mnist.js).
 KINDS = ("mnist_denoise", "mnist_generate", "mnist_inpaint")
+
+
+def png_bytes(fig, dpi: int) -> bytes:
+    """A matplotlib figure as PNG bytes (closed afterwards); bytes pass through."""
+    import matplotlib.pyplot as plt
+
+    if isinstance(fig, (bytes, bytearray)):
+        return bytes(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 class ImageFigure(LiveFigure):
@@ -56,7 +69,7 @@ class ImageFigure(LiveFigure):
         library_js(["mnist"])
         self.kind, self.title = kind, title
         self.config = dict(config, kind=kind, static_base=STATIC_BASE, serve_hint=SERVE_HINT)
-        self.fallback = None if fallback is None else _png(fallback, dpi)
+        self.fallback = None if fallback is None else png_bytes(fallback, dpi)
         self.uid = "ncsn-onnx-" + uuid.uuid4().hex[:12]
 
     def _repr_html_(self) -> str:
@@ -106,7 +119,7 @@ def _sampler_settings(eps, n_steps_each, convention, seed):
         raise ValueError("convention must be 'paper' or 'code'")
     if not eps > 0 or n_steps_each < 1:
         raise ValueError("eps must be positive and n_steps_each at least 1")
-    return {"eps": float(eps), "eps_min": 1e-7, "eps_max": 1e-3, "n_steps_each": int(n_steps_each),
+    return {"eps": float(eps), "eps_min": 1e-7, "eps_max": 1e-1, "n_steps_each": int(n_steps_each),
             "steps_max": 1000, "convention": convention, "seed": int(seed)}
 
 

@@ -60,32 +60,18 @@ def models():
     return _load_models()
 
 
-def _export(net, path, inputs, names, output):
-    torch.onnx.export(net, inputs, str(path), input_names=names, output_names=[output],
-                      dynamic_axes={**{n: {0: "N"} for n in names}, output: {0: "N"}}, opset_version=17, dynamo=False)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, models):
-    """A folder laid out as the built site's: _static/ort/ (onnxruntime-web), _static/ncsn_edu/ (the
-    models and models.json) and book/ for the pages."""
+    """A folder laid out as the built site's, by the build's own functions: _static/ort/ (onnxruntime-web,
+    copy_ort_runtime), _static/ncsn_edu/ (the exported models and models.json, write_site_assets) and
+    book/ for the pages."""
+    from ncsn_edu.images.onnx_export import copy_ort_runtime, write_site_assets
+
     if not all((ORT_DIST / f).is_file() for f in ORT_FILES):
         pytest.skip("onnxruntime-web is not installed (npm ci at the repository's root)")
     root = tmp_path_factory.mktemp("site")
-    (root / "_static" / "ort").mkdir(parents=True)
-    for f in ORT_FILES:
-        shutil.copy(ORT_DIST / f, root / "_static" / "ort" / f)
-    out = root / "_static" / "ncsn_edu"
-    out.mkdir()
-    model, sigmas, classifier = models
-    x = torch.rand(2, 1, 28, 28)
-    _export(model, out / "mnist_ncsn_v1.onnx", (x, torch.tensor([0, 3])), ["x", "labels"], "score")
-    _export(classifier, out / "mnist_classifier.onnx", (x,), ["x"], "logits")
-    manifest = {"models": [{"file": "mnist_ncsn_v1.onnx", "name": "NCSN v1 (ngf 16)", "conditioning": "level",
-                            "sigmas": sigmas.tolist(), "sampler": {"eps": 2e-5, "n_steps_each": 100,
-                                                                   "convention": "code"}}],
-                "classifier": {"file": "mnist_classifier.onnx"}}
-    (out / "models.json").write_text(json.dumps(manifest))
+    copy_ort_runtime(ROOT / "node_modules", root / "_static" / "ort")
+    write_site_assets(root / "_static" / "ncsn_edu")
     (root / "book").mkdir()
     (root / "favicon.ico").write_bytes(b"")  # the browser asks for it; a 404 is logged as a console error
     return root
@@ -370,7 +356,7 @@ def test_every_control_changes_the_picture(drv, site, server, models):
     gen = live_images.generate_figure(model, sigmas, torch.rand(4, 1, 28, 28), n_images=4, n_steps_each=2)
     uid = serve_page(drv, site, server, gen, "controls_generate")
     changes = [("n_images", 5), ("n_levels", 6), ("n_steps_each", 3), ("eps", 5e-5), ("step convention", "paper"),
-               ("seed", 7), ("sampler", "last")]
+               ("seed", 7), ("sampler", "single"), ("sampler", "last")]
     # 7 steps: past the first level (T <= 3), whose steps are the same for any L
     advance(drv, uid, 7)
     for name, value in changes:

@@ -80,7 +80,8 @@
     return sessionPromises[url];
   };
 
-  /** A score network of the manifest: entry = {file, name, conditioning: "level" | "sigma", sigmas}. */
+  /** A score network of the manifest (ncsn_edu.images.onnx_export.write_site_assets): entry = {file,
+   * name, conditioning: "labels" (the level index) or "sigma" (any sigma; output already divided by it), sigmas}. */
   function ScoreNet(ort, session, entry) {
     this.ort = ort; this.session = session; this.entry = entry;
     this.sigmas = entry.sigmas.map(Number); this.conditioning = entry.conditioning;
@@ -101,7 +102,7 @@
     var ort = this.ort, feeds = {}, names = this.session.inputNames, self = this, t0 = global.performance.now();
     var x32 = x instanceof Float32Array ? x : Float32Array.from(x.subarray ? x.subarray(0, n * D) : x);
     feeds[names[0]] = new ort.Tensor("float32", x32, [n, 1, SIDE, SIDE]);
-    if (this.conditioning === "level") {
+    if (this.conditioning !== "sigma") {
       var lab = new global.BigInt64Array(n);
       for (var i = 0; i < n; i++) lab[i] = global.BigInt(level);
       feeds[names[1]] = new ort.Tensor("int64", lab, [n]);
@@ -288,8 +289,8 @@
   /* ---------- the controls every kind shares ---------- */
 
   function modelMenu(parent, manifest, cfg, onchange) {
-    var opts = manifest.models.map(function (m) { return [m.name + (m.conditioning === "level" ? " (" + m.sigmas.length +
-      " levels)" : " (any \u03c3)"), m.file]; });
+    var opts = manifest.models.map(function (m) { return [m.name + (m.conditioning === "sigma" ? " (any \u03c3)" :
+      " (" + m.sigmas.length + " levels)"), m.file]; });
     return L.select(parent, "model", opts, cfg.model, onchange);
   }
   function epsSlider(parent, cfg, onchange) {
@@ -359,7 +360,7 @@
     }, function () { update(); });
 
     function update() {
-      var sigma = sigmaCtl.get(), level = net.conditioning === "level" ? net.nearestLevel(sigma) : null, j;
+      var sigma = sigmaCtl.get(), level = net.conditioning === "sigma" ? null : net.nearestLevel(sigma), j;
       for (j = 0; j < D; j++) noisy[j] = clean[j] + sigma * z[j];
       drawGrid(cClean, clean, 1, 1, {scale: sc, map: "grey"});
       drawGrid(cNoisy, noisy, 1, 1, {scale: sc, map: "grey"});
