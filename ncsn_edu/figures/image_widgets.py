@@ -468,9 +468,9 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
 
     def show_frame(x, t, j):
         _, levels, sigmas_run, T = state["plan"]
+        state.update(x=x.detach().cpu(), t=t, level=j)
         image.value = grid_png(x)
         progress.value = t
-        state.update(x=x.detach().cpu(), t=t, level=j)
         text.value = describe(t, progress.max, levels, sigmas_run, j, chain.seconds(state["t0"]))
 
     def finish(result, error, seconds):
@@ -490,10 +490,10 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
             state.update(diverged=err.step, error=None)
             text.value = _diverged_text(err, sigmas_run.tolist(), eps_now, chain.bound)
             return
-        image.value = grid_png(result)
-        progress.value = progress.max
         state.update(x=result.detach().cpu(), t=progress.max, done=True, seconds=seconds,
                      seconds_per_step=seconds / progress.max)
+        image.value = grid_png(result)
+        progress.value = progress.max
         text.value = (f"<pre>done: {progress.max} steps in {seconds:.1f} s ({seconds / progress.max:.3f} s per step "
                       f"on {dev.type})\npixels from {result.min().item():.2f} to {result.max().item():.2f}, "
                       f"shown clamped to [0, 1]</pre>")
@@ -655,9 +655,9 @@ def inpaint_widget(model, sigmas, digits, index: int = 0, mask=None, n_completio
 
     def show_frame(x, t, j):
         k = int(c["n_completions"].value)
+        state.update(x=x.detach().cpu().reshape(1, k, 1, 28, 28), t=t, level=j)
         image.value = grid_png(x.reshape(k, 1, 28, 28), per_row=8)
         progress.value = t
-        state.update(x=x.detach().cpu().reshape(1, k, 1, 28, 28), t=t, level=j)
         text.value = describe(t, j, chain.seconds(state["t0"]))
 
     def finish(result, error, seconds):
@@ -677,11 +677,11 @@ def inpaint_widget(model, sigmas, digits, index: int = 0, mask=None, n_completio
             text.value = _diverged_text(err, sigmas_run.tolist(), float(c["eps"].value), chain.bound)
             return
         out = result.detach().cpu()
-        image.value = grid_png(out[0], per_row=8)
-        progress.value = progress.max
         read = readings(out[0])
         state.update(x=out, completions=out, t=progress.max, done=True, seconds=seconds,
                      seconds_per_step=seconds / progress.max, readings=read)
+        image.value = grid_png(out[0], per_row=8)
+        progress.value = progress.max
         lines = (f"done: {progress.max} steps in {seconds:.1f} s ({seconds / progress.max:.3f} s per step on "
                  f"{dev.type})\npixels from {out.min().item():.2f} to {out.max().item():.2f}, shown clamped to [0, 1]")
         if read is not None:

@@ -162,6 +162,24 @@ def test_generate_equals_the_packages_annealed_langevin(net, convention):
     assert st["t"] == 6
 
 
+def test_generate_shows_every_step_of_the_packages_chain(net, monkeypatch):
+    # frames as often as steps come: each shows the state after t steps, as the package's chain has it
+    monkeypatch.setattr(iw, "FRAME_SECONDS", 0.0)
+    box = iw.generate_widget(net, SIGMAS, n_images=4, n_steps_each=2, eps=1e-3, seed=8, device="cpu")
+    frames = []
+    box.children[1].observe(lambda ch: frames.append((ch["new"], box.state["x"].clone())), names="value")
+    st = run(box)
+    g = torch.Generator().manual_seed(8)
+    x0 = torch.rand((4, 1, 28, 28), generator=g)
+    with torch.no_grad():
+        _, states = annealed_langevin_dynamics(net, x0, SIGMAS, 1e-3, 2, generator=g, keep_every=1,
+                                              convention="code")
+    assert [t for t, _ in frames] == list(range(1, 7))  # steps 1..5 while running, 6 at the end
+    for t, x in frames:
+        torch.testing.assert_close(x, states[t], rtol=0, atol=0)
+    assert st["t"] == 6
+
+
 def test_generate_single_level_modes(net):
     base = tiny_net(1, seed=1)
     box = iw.generate_widget(net, SIGMAS, n_images=4, n_steps_each=2, eps=1e-4, seed=2, mode="single",
