@@ -502,7 +502,13 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
 
     def reset(change=None):
         chain.stop()
-        net_run, levels, sigmas_run, T = plan()
+        try:
+            net_run, levels, sigmas_run, T = plan()
+        except Exception as err:  # the baseline's file unreadable, say: shown, not lost in a callback
+            state.clear()
+            state.update(error=err, t=0, done=False, diverged=None)
+            text.value = f"<pre>cannot run this mode: {type(err).__name__}: {err}</pre>"
+            return
         g, x0 = start_state()
         state.clear()
         state.update(plan=(net_run, levels, sigmas_run, T), generator=g, x0=x0.cpu(), x=x0.cpu(), t=0, done=False,
@@ -518,8 +524,10 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
             return
         if chain.running:
             return
-        if state.get("t", 0) != 0 or state.get("done") or state.get("diverged") is not None:
+        if state.get("t", 0) != 0 or state.get("done") or state.get("diverged") is not None or "plan" not in state:
             reset()
+        if "plan" not in state:
+            return
         net_run, levels, sigmas_run, T = state["plan"]
         lev = torch.tensor(levels, dtype=torch.long, device=dev)
         g, x0 = state["generator"], state["x0"].to(dev)

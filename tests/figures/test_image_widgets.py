@@ -207,6 +207,20 @@ def test_single_mode_loads_the_books_baseline_by_default(net):
         assert torch.equal(a, b)
 
 
+def test_a_baseline_that_cannot_be_read_is_reported_on_the_widget(net):
+    class Unreadable:
+        def __iter__(self):
+            raise RuntimeError("cannot read checkpoint baseline.pt")
+
+    box = iw.generate_widget(net, SIGMAS, n_images=4, n_steps_each=1, baseline=Unreadable(), device="cpu")
+    box.controls["mode"].value = "single"
+    assert "cannot run this mode" in box.children[-1].value and "cannot read checkpoint" in box.children[-1].value
+    box.controls["run"].click()  # nothing to run: no thread, the message stays
+    assert box.wait(5) and not box.chain.running and "cannot run this mode" in box.children[-1].value
+    box.controls["mode"].value = "annealed"
+    assert "press Run" in box.children[-1].value
+
+
 def test_generate_every_control_changes_the_output(net):
     base = tiny_net(1, seed=1)
     box = iw.generate_widget(net, SIGMAS, n_images=4, n_steps_each=2, eps=1e-4, seed=0,
