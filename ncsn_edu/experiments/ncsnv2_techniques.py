@@ -275,11 +275,12 @@ def ema_curves(path) -> dict:
 
 
 def raw_step_matching(curves: dict) -> list[int | None]:
-    """For each logged step ``k``, the first logged step at which the raw weights' loss was at most the
-    EMA's loss at ``k`` (``None`` if never): how far, in steps, the average trails the weights."""
+    """For each logged step ``k``, the first logged step up to ``k`` at which the raw weights' loss was at
+    most the EMA's loss at ``k`` (``None`` if none): how far, in steps, the average trails the weights.
+    Later steps are not searched: a raw loss reached only after ``k`` says nothing about a lag at ``k``."""
     out = []
-    for e in curves["ema"]:
-        out.append(next((s for s, r in zip(curves["step"], curves["raw"]) if r <= e), None))
+    for k, e in zip(curves["step"], curves["ema"]):
+        out.append(next((s for s, r in zip(curves["step"], curves["raw"]) if s <= k and r <= e), None))
     return out
 
 

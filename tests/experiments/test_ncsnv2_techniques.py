@@ -114,6 +114,9 @@ def test_ema_curves_and_lag(tmp_path):
     assert curves == {"step": [200, 400, 600, 800], "ema": [90.0, 50.0, 35.0, 29.0], "raw": [40.0, 30.0, 28.0, 27.0]}
     # the first raw step at or below each EMA value
     assert raw_step_matching(curves) == [200, 200, 400, 600]
+    # a raw loss reached only later is no lag: at 200 the EMA (20) is below every raw loss so far
+    later = {"step": [200, 400], "ema": [20.0, 25.0], "raw": [40.0, 19.0]}
+    assert raw_step_matching(later) == [None, 400]
 
 
 @pytest.mark.fake_mnist(n_train=16, n_test=32)
