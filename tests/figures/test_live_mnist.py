@@ -393,6 +393,11 @@ def test_every_control_changes_the_picture(drv, site, server, models):
     before = pictures(drv, uid)
     _canvas_pointer(drv, uid, 0, [[0.1, 0.1], [0.2, 0.15], [0.3, 0.2]])  # paint over the known (left) half
     assert state(drv, uid)["hidden"] > hidden and pictures(drv, uid) != before, "painting the mask"
+    # a mask over the whole digit: nothing is known, and the box says so (and no gap of known pixels)
+    click(drv, uid, "Hide all")
+    advance(drv, uid, 1)
+    text = drv.execute_script(f"return document.getElementById('{uid}').querySelector('pre').textContent")
+    assert state(drv, uid)["hidden"] == 784 and "every pixel hidden" in text and "held at" not in text, text
     errors, outside = clean_console(drv, server)
     assert not errors and not outside, (errors, outside)
 

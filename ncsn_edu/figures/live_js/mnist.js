@@ -608,10 +608,12 @@
         var hidden = 0;
         for (j = 0; j < D; j++) if (!mask[j]) hidden += 1;
         var g = knownCheck();
-        body += hidden === 0 ? "nothing to fill in: paint over the digit to hide pixels\n" :
-          (hidden === D ? "every pixel hidden: Algorithm 2 is then Algorithm 1 (nothing known)\n" :
-            hidden + " of 784 pixels to fill in; the other " + (D - hidden) + " are known") +
-          (g === null ? "\n" : ", held at y = x + \u03c3\u1d62z (largest gap " + g.toExponential(1) + ")\n");
+        if (hidden === 0) body += "nothing to fill in: paint over the digit to hide pixels\n";
+        else if (hidden === D) body += "every pixel hidden: Algorithm 2 is then Algorithm 1 (nothing known)\n";
+        else {
+          body += hidden + " of 784 pixels to fill in; the other " + (D - hidden) + " are known" + (g === null ? "\n" :
+            ", held at y = x + \u03c3\u1d62z (largest gap " + g.toExponential(1) + ")\n");
+        }
         if (readings) body += "the classifier reads: " + readings.map(function (r) { return r.digit + " (" +
           r.confidence.toFixed(2) + ")"; }).join(", ") + (run.t < run.total ? "  (at the end of the last level done)" : "") + "\n";
       }
