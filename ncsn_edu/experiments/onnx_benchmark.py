@@ -15,7 +15,8 @@ serves the site. Measured:
 * the time of whole annealed Langevin chains of 100 and 1,000 evaluations at batch 1 (10 levels
   of 10 and of 100 steps: the latter is Algorithm 1 with the paper's L = 10, T = 100), the
   update computed in the page's JavaScript between the calls;
-* the same evaluations per second and chains in PyTorch with one thread;
+* the same evaluations per second and chains in PyTorch with one thread, each timing right after
+  the page's (so that both see the same load from other work on the machine);
 * the page's score for one fixed input against PyTorch's (max relative error), so the speed is
   that of a network computing the right thing.
 
@@ -176,6 +177,10 @@ def _median(values):
     return values[len(values) // 2]
 
 
+def _speed_row(runs, batch: int) -> dict:
+    return {"evals_per_s": _median(runs), "images_per_s": _median(runs) * batch, "runs": runs}
+
+
 def run(model=None, sigmas=None, eps=None, node_modules=None, seconds: float = 5.0, repeats: int = 3,
         batches=(1, 16), threads=(1, 2), chains=(100, 1000)) -> dict:
     """Time ``model`` (default: the book's v1 network with its sigmas and step) in the page and in
@@ -190,6 +195,7 @@ def run(model=None, sigmas=None, eps=None, node_modules=None, seconds: float = 5
         eps = sampler_defaults(cfg)["eps"] if eps is None else eps
     sigmas = [float(s) for s in sigmas]
     label = min(3, len(sigmas) - 1)  # a middle level of the book's ten
+    load_before = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
     node_modules = Path(node_modules or Path(__file__).resolve().parents[2] / "node_modules")
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -199,7 +205,7 @@ def run(model=None, sigmas=None, eps=None, node_modules=None, seconds: float = 5
             copy_ort_runtime(node_modules, Path(tmp) / "ort")
             export_onnx(model, Path(tmp) / "model.onnx")
             (Path(tmp) / "index.html").write_text(_PAGE)
-            page, ref_x = {}, [((i * 53) % 97) / 96 for i in range(784)]
+            page, torch_rows, ref_x = {}, {}, [((i * 53) % 97) / 96 for i in range(784)]
             for n_threads in threads:
                 server, url = serve(tmp, isolated=n_threads > 1)
                 servers.append(server)
@@ -214,31 +220,28 @@ def run(model=None, sigmas=None, eps=None, node_modules=None, seconds: float = 5
                     want = model(torch.tensor(ref_x).reshape(1, 1, 28, 28), torch.tensor([label]))
                 err = (torch.tensor(got["score"]).reshape(want.shape) - want).abs().max() / want.abs().max()
                 row["score_max_rel_error_vs_torch"] = float(err)
+                first = n_threads == threads[0]  # PyTorch is timed alternately with this one (same load)
                 for b in batches:
-                    runs = []
+                    runs, truns = [], []
                     for _ in range(repeats):
                         r = in_page(drv, "speed", batch=b, seconds=seconds, label=label)
                         runs.append(r["calls"] / r["seconds"])
-                    row[f"batch_{b}"] = {"evals_per_s": _median(runs), "images_per_s": _median(runs) * b,
-                                         "runs": runs}
-                if n_threads == threads[0]:
+                        if first:
+                            truns.append(torch_speed(model, b, seconds, label))
+                    row[f"batch_{b}"] = _speed_row(runs, b)
+                    if first:
+                        torch_rows[f"batch_{b}"] = _speed_row(truns, b)
+                if first:
                     for n in chains:
                         r = in_page(drv, "chain", n_evals=n, sigmas=sigmas, eps=eps)
                         row[f"chain_{n}_s"] = r["seconds"]
                         row[f"chain_{n}_evals"], row[f"chain_{n}_finite"] = r["evals"], r["finite"]
+                        torch_rows[f"chain_{n}_s"] = torch_chain(model, sigmas, eps, n)
                 page[str(n_threads)] = row
     finally:
         drv.quit()
         for server in servers:
             server.shutdown()
-    try:
-        torch_rows = {}
-        for b in batches:
-            runs = [torch_speed(model, b, seconds, label) for _ in range(repeats)]
-            torch_rows[f"batch_{b}"] = {"evals_per_s": _median(runs), "images_per_s": _median(runs) * b, "runs": runs}
-        for n in chains:
-            torch_rows[f"chain_{n}_s"] = torch_chain(model, sigmas, eps, n)
-    finally:
         torch.set_num_threads(previous)
     ort_version = (node_modules / "onnxruntime-web" / "package.json")
     return {
@@ -251,7 +254,9 @@ def run(model=None, sigmas=None, eps=None, node_modules=None, seconds: float = 5
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
                     "chromium": chromium_version(), "torch": torch.__version__,
                     "onnxruntime_web": json.loads(ort_version.read_text())["version"]},
-        "load_average_1_5_15min": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        # the machine's load (1, 5, 15 min) as the run began and as it ended: other work slows every number
+        "load_average_1_5_15min": {"start": load_before,
+                                   "end": [round(v, 2) for v in os.getloadavg()] if load_before else None},
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m ncsn_edu.experiments.onnx_benchmark --out data/onnx_benchmark.json",
     }
