@@ -287,7 +287,8 @@ def test_every_setting_a_kind_reads_comes_from_python():
     (cfg.x || default, cfg.x === undefined ? ...), and the settings its figure function emits hold every
     such name, so a setting that Python does not send fails here and not as undefined in a reader's page."""
     figures = figures_with_default_settings()
-    assert sorted({fig.kind for fig in figures}) == all_kinds()
+    # the toy kinds; mnist.js (the image figures) is held to the same rule in tests/figures/test_live_mnist.py
+    assert sorted({fig.kind for fig in figures}) == [k for k in all_kinds() if k != "mnist"]
     for fig in figures:
         source = kind_source(fig.kind)
         assert "cfg[" not in source, fig.kind  # every read is cfg.<name>, which the scan below sees
