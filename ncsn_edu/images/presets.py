@@ -227,7 +227,7 @@ PRESETS = {"PAPER_MNIST": PAPER_MNIST, "PAPER_CIFAR10": PAPER_CIFAR10, "BOOK_CPU
 
 #: Which preset made each image checkpoint shipped under ``data/``.
 SHIPPED_CHECKPOINTS = {"mnist_ncsn_ngf16.pt": "BOOK_CPU_MNIST", "mnist_baseline_sigma001.pt": "BOOK_CPU_MNIST_SIGMA001",
-                       "mnist_ncsnv2_ngf16_resume.pt": "BOOK_CPU_MNIST_V2"}
+                       "mnist_ncsnv2_ngf16.pt": "BOOK_CPU_MNIST_V2"}
 
 
 def settings_differ(recorded: dict, cfg: TrainConfig | dict, keys=MODEL_KEYS) -> dict:

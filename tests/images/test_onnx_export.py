@@ -25,7 +25,7 @@ from ncsn_edu.resources import resource_path
 pytestmark = pytest.mark.slow  # four networks exported once (about 20 s on one core)
 
 TOL = 1e-4
-V2_RUN = "mnist_ncsnv2_ngf16_resume.pt"  # an unfinished NCSNv2 run: only its network's form matters here
+V2_RUN = "mnist_ncsnv2_ngf16.pt"  # the NCSNv2 run of data/README.md (its EMA weights)
 
 
 @pytest.fixture(scope="module")
