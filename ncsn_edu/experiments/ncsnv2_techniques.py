@@ -22,8 +22,8 @@ Commands (about 4 CPU-minutes for the toy part; the MNIST part needs the two run
 ``data/README.md`` first)::
 
     python -m ncsn_edu.experiments.ncsnv2_techniques --out data/ncsnv2_toy_techniques.json
-    python -m ncsn_edu.experiments.ncsnv2_techniques --parts mnist --runs RUN_CIN RUN_DIVISION \\
-        --out data/ncsnv2_mnist_conditioning.json
+    python -m ncsn_edu.experiments.ncsnv2_techniques --parts mnist \\
+        --runs cin=RUN_CIN division=RUN_DIVISION --out data/ncsnv2_mnist_conditioning.json
 """
 
 from __future__ import annotations
@@ -284,10 +284,14 @@ def raw_step_matching(curves: dict) -> list[int | None]:
     return out
 
 
-def mnist_level_losses(run_dirs: dict, every: int = 8, n_images: int = 128, seed: int = 0, root=None) -> dict:
-    """Held-out DSM loss (``lambda = sigma^2``) per level of trained MNIST runs (``{name: run folder}``,
-    each with the trainer's ``checkpoint.pt``), on the same ``n_images`` test digits and the same noise
-    for every run, at every ``every``-th level (and the last). Raw weights."""
+def mnist_level_losses(runs: dict, every: int = 8, n_images: int = 128, seed: int = 0, root=None,
+                       weights: str = "raw") -> dict:
+    """Held-out DSM loss (``lambda = sigma^2``) per level of trained MNIST runs (``{name: run folder
+    with the trainer's checkpoint.pt, or a checkpoint or snapshot file}``), on the same ``n_images``
+    test digits and the same noise for every run, at every ``every``-th level (and the last), with the
+    ``weights`` of :func:`~ncsn_edu.images.checkpoints.load_checkpoint` (raw by default).
+    Each run also gets ``image_means``, every image's loss averaged over those levels, for paired
+    comparisons (:func:`paired_loss_difference`)."""
     from ncsn_edu.images.batches import read_image_set
     from ncsn_edu.images.checkpoints import load_checkpoint, read_checkpoint
     from ncsn_edu.images.train_step import dsm_per_sample
@@ -296,34 +300,48 @@ def mnist_level_losses(run_dirs: dict, every: int = 8, n_images: int = 128, seed
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(test.images), generator=g)[:n_images]
     x = test.images[idx].float() / 255.0
-    out = {"runs": {}, "n_images": n_images, "seed": seed}
-    for name, folder in run_dirs.items():
-        path = Path(folder) / "checkpoint.pt"
-        model, sigmas, cfg = load_checkpoint(path, weights="raw")
+    out = {"runs": {}, "n_images": n_images, "seed": seed, "weights": weights}
+    for name, where in runs.items():
+        path = Path(where)
+        if path.is_dir():
+            path = path / "checkpoint.pt"
+        model, sigmas, cfg = load_checkpoint(path, weights=weights)
         state = read_checkpoint(path)
         levels = list(range(0, len(sigmas), every))
         if levels[-1] != len(sigmas) - 1:
             levels.append(len(sigmas) - 1)
         zg = torch.Generator().manual_seed(seed + 1)
         z = torch.randn(x.shape, generator=zg)  # the same noise at every level and for every run
-        losses = []
+        per_level = []
         with torch.no_grad():
             for i in levels:
                 labels = torch.full((n_images,), i, dtype=torch.long)
-                losses.append(dsm_per_sample(model, x, labels, z, sigmas).mean().item())
-        out["runs"][name] = {"levels": levels, "sigmas": [sigmas[i].item() for i in levels], "loss": losses,
+                per_level.append(dsm_per_sample(model, x, labels, z, sigmas))
+        table = torch.stack(per_level)  # (levels, images)
+        out["runs"][name] = {"levels": levels, "sigmas": [sigmas[i].item() for i in levels],
+                             "loss": table.mean(1).tolist(), "image_means": table.mean(0).tolist(),
                              "step": int(state["step"]), "parameters": n_parameters(model),
-                             "divide_by_sigma": bool(cfg.get("divide_by_sigma")), "n_sigmas": cfg["n_sigmas"],
-                             "batch_size": cfg["batch_size"], "lr": cfg["lr"], "seed": cfg["seed"]}
+                             "ngf": cfg["ngf"], "divide_by_sigma": bool(cfg.get("divide_by_sigma")),
+                             "n_sigmas": cfg["n_sigmas"], "batch_size": cfg["batch_size"], "lr": cfg["lr"],
+                             "seed": cfg["seed"]}
     return out
+
+
+def paired_loss_difference(result: dict, a: str, b: str) -> tuple[float, float]:
+    """Run ``a``'s held-out loss minus run ``b``'s, averaged over the levels and the images of
+    :func:`mnist_level_losses`, with its standard error over the images (the same images and noise
+    for both, so the difference is paired: ``sd(d_j) / sqrt(n)``)."""
+    d = torch.tensor(result["runs"][a]["image_means"], dtype=torch.float64) - torch.tensor(
+        result["runs"][b]["image_means"], dtype=torch.float64)
+    return d.mean().item(), (d.std(unbiased=True) / math.sqrt(len(d))).item()
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m ncsn_edu.experiments.ncsnv2_techniques",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", default="toy", help="toy (Techniques 3 and 5 on the toy) or mnist")
-    p.add_argument("--runs", nargs=2, metavar=("CIN", "DIVISION"), default=None,
-                   help="for --parts mnist: the run folders of the CIN++ and the division run")
+    p.add_argument("--runs", nargs="+", metavar="NAME=PATH", default=None,
+                   help="for --parts mnist: runs to compare, each a name and a run folder or checkpoint file")
     p.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1 (toy)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", default="data/ncsnv2_toy_techniques.json")
@@ -342,8 +360,11 @@ def main(argv=None) -> dict:
                   "floor_by_dimension": floor_by_dimension(), "ema": ema_comparison(seeds, progress=True)}
     elif a.parts == "mnist":
         if not a.runs:
-            p.error("--parts mnist needs --runs CIN DIVISION")
-        result = {**stamp, **mnist_level_losses({"cin": a.runs[0], "division": a.runs[1]})}
+            p.error("--parts mnist needs --runs NAME=PATH ...")
+        bad = [r for r in a.runs if "=" not in r]
+        if bad:
+            p.error(f"--runs takes NAME=PATH, got {bad[0]!r}")
+        result = {**stamp, **mnist_level_losses(dict(r.split("=", 1) for r in a.runs))}
     else:
         p.error(f"--parts must be toy or mnist, got {a.parts!r}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

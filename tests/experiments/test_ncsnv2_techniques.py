@@ -25,6 +25,7 @@ from ncsn_edu.experiments.ncsnv2_techniques import (
     mnist_level_losses,
     n_parameters,
     net_errors,
+    paired_loss_difference,
     raw_step_matching,
     toy_sigmas,
 )
@@ -136,17 +137,39 @@ def test_mnist_level_losses_of_a_zero_network(mnist_root, tmp_path):
         folder.mkdir()
         config = {"dataset": "mnist", "ngf": 4, "n_sigmas": 4, "divide_by_sigma": divide, "batch_size": 32,
                   "lr": 1e-3, "seed": 0}
-        torch.save({"model": model.state_dict(), "config": config, "sigmas": sigmas, "step": 7},
+        # the EMA slot holds a network that is not zero: the raw weights must be the ones read
+        ema = {k: v + 1.0 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+        torch.save({"model": model.state_dict(), "ema": ema, "config": config, "sigmas": sigmas, "step": 7},
                    folder / "checkpoint.pt")
         runs[name] = folder
+    runs["division"] = runs["division"] / "checkpoint.pt"  # a checkpoint file works as well as a folder
     out = mnist_level_losses(runs, every=2, n_images=32, seed=5, root=mnist_root)
     z = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(6))
-    expected = 0.5 * z.pow(2).flatten(1).sum(1).mean().item()  # about 784 / 2
+    per_image = 0.5 * z.pow(2).flatten(1).sum(1)  # about 784 / 2 each
     for name in runs:
         r = out["runs"][name]
-        assert r["levels"] == [0, 2, 3] and r["step"] == 7
-        assert r["loss"] == pytest.approx([expected] * 3, rel=1e-5)
+        assert r["levels"] == [0, 2, 3] and r["step"] == 7 and r["ngf"] == 4
+        assert r["loss"] == pytest.approx([per_image.mean().item()] * 3, rel=1e-5)
+        assert r["image_means"] == pytest.approx(per_image.tolist(), rel=1e-5)
     assert out["runs"]["division"]["divide_by_sigma"] and not out["runs"]["cin"]["divide_by_sigma"]
+    assert paired_loss_difference(out, "cin", "division") == pytest.approx((0.0, 0.0), abs=1e-3)
+    # the EMA weights are another network, with another loss
+    ema_out = mnist_level_losses(runs, every=2, n_images=32, seed=5, root=mnist_root, weights="ema")
+    assert ema_out["weights"] == "ema"
+    assert ema_out["runs"]["cin"]["loss"][0] != pytest.approx(per_image.mean().item(), rel=1e-3)
+
+
+def test_paired_loss_difference_uses_the_spread_of_the_paired_differences():
+    """Two runs whose per-image losses share a large image effect: the difference's standard error is
+    that of the differences (here sd 1 over sqrt(n)), far below the unpaired sqrt(var_a/n + var_b/n)."""
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    image = 100.0 * torch.randn(n, generator=g, dtype=torch.float64)  # how hard each image is
+    d = torch.randn(n, generator=g, dtype=torch.float64)
+    result = {"runs": {"a": {"image_means": (image + 2.0 + d).tolist()}, "b": {"image_means": image.tolist()}}}
+    mean, se = paired_loss_difference(result, "a", "b")
+    assert mean == pytest.approx((2.0 + d).mean().item(), rel=1e-12)
+    assert se == pytest.approx(d.std().item() / n ** 0.5, rel=1e-12)  # 0.05, against about 7 unpaired
 
 
 def _committed():
