@@ -393,7 +393,7 @@ def _buttons(w):
 
 def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, eps: float = 2e-5,
                     convention: str = "code", seed: int = 0, mode: str = "annealed", *, baseline=None,
-                    device=None):
+                    device=None, final_denoise: bool = False):
     """Annealed Langevin dynamics (Algorithm 1) on ``n_images`` (4 to 16) digits, live.
 
     Controls: the number of digits, L (``L`` of the network's levels spread evenly in log sigma,
@@ -407,7 +407,8 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
     one level; ``"last"``, the NCSN's last level alone for L x T steps. The start is
     ``torch.rand((n, 1, 28, 28))`` of a generator seeded ``seed`` on the device, and the same
     generator then draws the chain's noise, so a run repeats
-    ``annealed_langevin_dynamics(score, x0, sigmas, eps, T, generator)`` exactly.
+    ``annealed_langevin_dynamics(score, x0, sigmas, eps, T, generator)`` exactly; the check box
+    ``final_denoise`` (NCSNv2's sampler, chapter 11b) adds its last step ``x + sigma_L^2 s``.
     Introduced in chapter 10 (NCSN on MNIST).
     """
     w = _widgets()
@@ -428,7 +429,9 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
                                  style=_style()),
          **_sampler_controls(w, len(sig), n_steps_each, eps, convention, seed),
          "mode": w.Dropdown(options=modes, value=mode, description="mode", style=_style(),
-                            layout=w.Layout(width="460px"))}
+                            layout=w.Layout(width="460px")),
+         "final_denoise": w.Checkbox(value=bool(final_denoise), description="final denoising step x + \u03c3_L\u00b2 s",
+                                     indent=False)}
     run_b, pause_b, reset_b = _buttons(w)
     image = w.Image(format="png")
     progress = w.IntProgress(value=0, min=0, max=1, description="step", style=_style())
@@ -534,10 +537,12 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
         lev = torch.tensor(levels, dtype=torch.long, device=dev)
         g, x0 = state["generator"], state["x0"].to(dev)
         eps_now, conv = float(c["eps"].value), c["convention"].value
+        denoise = bool(c["final_denoise"].value)
         state["t0"] = time.perf_counter()
 
         def call(score_fn):
-            return annealed_langevin_dynamics(score_fn, x0, sigmas_run, eps_now, T, generator=g, convention=conv)
+            return annealed_langevin_dynamics(score_fn, x0, sigmas_run, eps_now, T, generator=g, convention=conv,
+                                              final_denoise=denoise)
 
         chain.start(call, lambda x, lab: net_run(x, lev[lab]), progress.max)
 
@@ -549,7 +554,7 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
     reset()
     controls = w.VBox([w.HBox([c["mode"], c["n_images"]]),
                        w.HBox([c["n_levels"], c["n_steps_each"], c["eps"]]),
-                       w.HBox([c["convention"], c["seed"], run_b, pause_b, reset_b])])
+                       w.HBox([c["convention"], c["seed"], c["final_denoise"], run_b, pause_b, reset_b])])
     box = w.VBox([controls, progress, image, text])
     c.update(run=run_b, pause=pause_b, reset=reset_b)
     box.controls, box.state, box.wait, box.chain = c, state, chain.join, chain

@@ -33,8 +33,11 @@ import torch
 from ncsn_edu.figures.live import LiveFigure, library_js
 from ncsn_edu.progress import static_mode
 
-#: The model file the figures start with (listed in the site's ``_static/ncsn_edu/models.json``).
-DEFAULT_MODEL = "mnist_ncsn_v1.onnx"
+#: The model files of the site's menu (``_static/ncsn_edu/models.json``), by the manifest's id:
+#: NCSN v1 (chapter 10) and NCSNv2 (chapter 11b), as ``ncsn_edu.images.onnx_export`` names them.
+MODEL_FILES = {"v1": "mnist_ncsn_v1.onnx", "v2": "mnist_ncsn_v2.onnx"}
+#: The model file the figures start with unless a figure names another (``start_model``).
+DEFAULT_MODEL = MODEL_FILES["v1"]
 #: Where the site's ``_static/`` folder lies relative to a chapter page (when the page names none).
 STATIC_BASE = "../_static/"
 #: What a figure says where it cannot run live.
@@ -127,6 +130,12 @@ def _sampler_settings(eps, n_steps_each, convention, seed):
             "steps_max": 1000, "convention": convention, "seed": int(seed)}
 
 
+def _model_file(start_model: str) -> str:
+    if start_model not in MODEL_FILES:
+        raise ValueError(f"start_model must be one of {sorted(MODEL_FILES)}, got {start_model!r}")
+    return MODEL_FILES[start_model]
+
+
 def _widget(name: str):
     """L3's kernel widget ``name`` from :mod:`ncsn_edu.figures.image_widgets`, or None in the book's
     static build."""
@@ -179,12 +188,13 @@ def _denoise_picture(model, sigmas, image, sigma: float, seed: int):
 
 
 def denoise_figure(model, sigmas, digits, labels, sigma: float = 0.1, index: int = 0, seed: int = 0,
-                   sigma_min: float = 0.01, sigma_max: float = 1.0, title: str = ""):
+                   sigma_min: float = 0.01, sigma_max: float = 1.0, title: str = "", start_model: str = "v1"):
     """Denoise a digit at any noise level, live: a test digit of ``digits`` (or one the reader
     draws), ``sigma`` on a log slider from ``sigma_min`` to ``sigma_max``, the noisy ``x~``, the
     score ``s(x~, sigma_i)`` as an image (the level-conditioned network at the level nearest to
     ``sigma``, named on the figure), Tweedie's ``x~ + sigma^2 s`` and the per-pixel error against
-    the clean digit. ``model`` and ``sigmas`` make the static picture (and the kernel's figure).
+    the clean digit. ``model`` and ``sigmas`` make the static picture (and the kernel's figure);
+    the page's model menu starts at ``start_model`` (``"v1"`` or ``"v2"``, :data:`MODEL_FILES`).
     Introduced in chapter 10 (NCSN on MNIST)."""
     if not (0 < sigma_min <= sigma <= sigma_max):
         raise ValueError("need 0 < sigma_min <= sigma <= sigma_max")
@@ -192,44 +202,51 @@ def denoise_figure(model, sigmas, digits, labels, sigma: float = 0.1, index: int
     widget = _widget("denoise_widget")
     if widget is not None:
         return widget(model, torch.as_tensor(sigmas), d, sigma=sigma, index=index, seed=seed, labels=labels)
-    cfg = {"model": DEFAULT_MODEL, "digits": b64, "digit_labels": labels, "index": int(index), "seed": int(seed),
-           "sigma": float(sigma), "sigma_min": float(sigma_min), "sigma_max": float(sigma_max)}
+    cfg = {"model": _model_file(start_model), "digits": b64, "digit_labels": labels, "index": int(index),
+           "seed": int(seed), "sigma": float(sigma), "sigma_min": float(sigma_min), "sigma_max": float(sigma_max)}
     fallback = _denoise_picture(model, sigmas, d[index:index + 1], sigma, seed)
     return ImageFigure("mnist_denoise", cfg, fallback=fallback, title=title)
 
 
-def _grid_picture(images, nrow: int, caption: str):
+def _grid_picture(images, per_row: int, caption: str):
+    """``images`` in rows of ``per_row`` (show_grid's ``nrow`` counts rows)."""
     import matplotlib.pyplot as plt
 
     from ncsn_edu.figures.plotting import show_grid
 
     images = torch.as_tensor(images).float().clamp(0, 1)
-    rows = -(-len(images) // nrow)
-    fig, ax = plt.subplots(figsize=(0.75 * nrow + 0.4, 0.75 * rows + 0.5))
-    show_grid(ax, images, nrow, caption, title_fontsize=8)
+    rows = -(-len(images) // per_row)
+    fig, ax = plt.subplots(figsize=(0.75 * per_row + 0.4, 0.75 * rows + 0.5))
+    show_grid(ax, images, rows, caption, title_fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def generate_figure(model, sigmas, fallback_images, n_images: int = 8, n_steps_each: int = 100,
                     eps: float = 2e-5, convention: str = "code", seed: int = 0, mode: str = "annealed",
-                    fallback_caption: str = "", title: str = ""):
+                    fallback_caption: str = "", title: str = "", start_model: str = "v1",
+                    final_denoise: bool = False):
     """Annealed Langevin dynamics (Algorithm 1) on ``n_images`` digits (4 to 16), live, one frame per
     step: sliders for L, T (``n_steps_each``) and ``eps``, the step ``convention``, a seed, Run,
     Pause and Reset, the current level and sigma printed; the sampler menu also offers the NCSN's
     last level alone (``mode="last"``) and the appendix's baseline trained at sigma = 0.01 alone
     (``"single"``), which do not make digits. ``fallback_images`` (a few samples the package made,
-    e.g. a stored chain's final states) are the static picture. Introduced in chapter 10."""
+    e.g. a stored chain's final states) are the static picture. ``final_denoise`` adds NCSNv2's last
+    step ``x + sigma_L^2 s(x, sigma_L)`` after the chain (a menu of the page; as
+    :func:`ncsn_edu.sampling.annealed_langevin_dynamics`). The page's model menu starts at
+    ``start_model`` (``"v1"`` or ``"v2"``, :data:`MODEL_FILES`) with these sampler settings; choosing
+    another model sets the sampler to that model's own (its ``models.json`` entry). Introduced in
+    chapter 10; the v2 model's figure in chapter 11b."""
     if not 4 <= n_images <= 16:
         raise ValueError("n_images must lie in 4..16")
     if mode not in ("annealed", "last", "single"):
         raise ValueError("mode must be 'annealed', 'last' or 'single'")
-    cfg = dict(_sampler_settings(eps, n_steps_each, convention, seed), model=DEFAULT_MODEL, n_images=int(n_images),
-               n_images_max=16, mode=mode)
+    cfg = dict(_sampler_settings(eps, n_steps_each, convention, seed), model=_model_file(start_model),
+               n_images=int(n_images), n_images_max=16, mode=mode, final_denoise=bool(final_denoise))
     widget = _widget("generate_widget")
     if widget is not None:
         return widget(model, torch.as_tensor(sigmas), n_images=n_images, n_steps_each=n_steps_each, eps=eps,
-                      convention=convention, seed=seed, mode=mode)
+                      convention=convention, seed=seed, mode=mode, final_denoise=final_denoise)
     fallback = _grid_picture(fallback_images, min(len(fallback_images), 8),
                              fallback_caption or "samples of Algorithm 1 (static picture)")
     return ImageFigure("mnist_generate", cfg, fallback=fallback, title=title)
@@ -245,19 +262,21 @@ def mask_string(mask) -> str:
 
 def inpaint_figure(model, sigmas, digits, labels, fallback_images, index: int = 0, mask=None,
                    n_completions: int = 4, n_steps_each: int = 100, eps: float = 2e-5, convention: str = "code",
-                   seed: int = 0, classifier=None, fallback_caption: str = "", title: str = ""):
+                   seed: int = 0, classifier=None, fallback_caption: str = "", title: str = "",
+                   start_model: str = "v1"):
     """Inpainting (Algorithm 2), live: the reader paints a mask over a test digit of ``digits`` (mouse
     or touch; ``mask`` starts it, 1 = known, default the left half known) and the page fills it
     ``n_completions`` times side by side, with the digit classifier's reading of each (the site's
     exported classifier; ``classifier`` serves the kernel's figure). ``fallback_images`` (completions
-    the package made) are the static picture. Introduced in chapter 11 (MNIST inpainting)."""
+    the package made) are the static picture. The page's model menu starts at ``start_model``
+    (``"v1"`` or ``"v2"``, :data:`MODEL_FILES`). Introduced in chapter 11 (MNIST inpainting)."""
     from ncsn_edu.images.inpainting import left_half_mask
 
     if not 1 <= n_completions <= 8:
         raise ValueError("n_completions must lie in 1..8")
     d, b64, labels = _digits(digits, labels, index)
     mask = left_half_mask((1, 28, 28)) if mask is None else torch.as_tensor(mask, dtype=torch.float32)
-    cfg = dict(_sampler_settings(eps, n_steps_each, convention, seed), model=DEFAULT_MODEL, digits=b64,
+    cfg = dict(_sampler_settings(eps, n_steps_each, convention, seed), model=_model_file(start_model), digits=b64,
                digit_labels=labels, index=int(index), mask=mask_string(mask), n_completions=int(n_completions),
                n_completions_max=8)
     widget = _widget("inpaint_widget")

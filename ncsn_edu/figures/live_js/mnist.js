@@ -473,7 +473,7 @@
       nCtl = L.slider(side, {label: "completions", name: "n_completions", min: 1, max: cfg.n_completions_max, step: 1,
         value: cfg.n_completions, format: function (v) { return String(Math.round(v)); }, onchange: restart});
     } else {
-      var modes = [["annealed (Algorithm 1)", "annealed"], ["\u03c3_L alone (NCSN's last level)", "last"]];
+      var modes = [["annealed (Algorithm 1)", "annealed"], ["\u03c3_L alone (the model's last level)", "last"]];
       if (env.baseline) modes.push(["baseline trained at \u03c3 = 0.01 only", "single"]);
       modeCtl = narrow(L.select(side, "sampler", modes, cfg.mode, restart));
       nCtl = L.slider(side, {label: "digits", name: "n_images", min: 4, max: cfg.n_images_max, step: 1, value: cfg.n_images,
@@ -482,6 +482,8 @@
     var lCtl = L.slider(side, {label: "levels L", name: "n_levels", min: 1, max: net.sigmas.length, step: 1,
       value: net.sigmas.length, format: function (v) { return String(Math.round(v)); }, onchange: restart});
     var tCtl = stepsSlider(side, cfg, restart), eCtl = epsSlider(side, cfg, restart), cCtl = conventionMenu(side, cfg, restart);
+    var denoiseCtl = inpaint ? null : narrow(L.select(side, "final step", [["none (NCSN's sampler)", "off"],
+      ["denoise: x + \u03c3_L\u00b2 s(x, \u03c3_L) (NCSNv2's)", "on"]], cfg.final_denoise ? "on" : "off", restart));
     var seedCtl = seedSlider(side, cfg, restart);
     var loop = new Loop(stepOnce, env.fail);
     var buttons = L.el("div", {"class": "ncsn-live-buttons"}, side);
@@ -499,14 +501,15 @@
     }
     var stats = L.el("pre", {"class": "ncsn-live-stats", "aria-live": "polite"}, ui);
 
+    /** The sampler settings of the model now chosen: the figure's own (Python's) for the model it
+     * starts with, else that model's own sampler (its models.json entry), over all its levels. */
     function defaults() {
-      var smp = net.entry.sampler;
-      if (smp && net.entry.file !== cfg.model) {  // another model: its own sampler settings
-        if (smp.eps) eCtl.set(smp.eps);
-        if (smp.n_steps_each) tCtl.set(smp.n_steps_each);
-        if (smp.convention) cCtl.set(smp.convention);
-      }
-      lCtl.input.max = net.sigmas.length; lCtl.set(Math.min(Math.round(lCtl.get()), net.sigmas.length));
+      var own = net.entry.file === cfg.model, smp = net.entry.sampler || {};
+      function pick(mine, its) { return own || its === undefined ? mine : its; }
+      eCtl.set(pick(cfg.eps, smp.eps)); tCtl.set(pick(cfg.n_steps_each, smp.n_steps_each));
+      cCtl.set(pick(cfg.convention, smp.convention));
+      if (denoiseCtl) denoiseCtl.set(pick(cfg.final_denoise, smp.final_denoise) ? "on" : "off");
+      lCtl.input.max = net.sigmas.length; lCtl.set(net.sigmas.length);
     }
     function presetMask(which) {
       for (var j = 0; j < D; j++) mask[j] = which === "left" ? (j % SIDE < SIDE / 2 ? 1 : 0) : which === "all" ? 0 : 1;
@@ -550,15 +553,31 @@
       draw();
       if (wasRunning) loop.start();
     }
-    /** One step: the network at the level of run.next(), awaited, then run.apply. */
+    /** Whether the chain ends with NCSNv2's denoising step (the "final step" menu). */
+    function denoising() { return !!denoiseCtl && denoiseCtl.get() === "on"; }
+    /** One step: the network at the level of run.next(), awaited, then run.apply; after the last
+     * Langevin step, the final denoising step x + sigma_L^2 s(x, sigma_L) when it is chosen (as
+     * ncsn_edu.sampling.annealed_langevin_dynamics with final_denoise: no noise). */
     function stepOnce() {
       var r = run, cur = r.next();
-      if (!cur || bad) return Promise.resolve(false);
+      if (bad) return Promise.resolve(false);
+      if (!cur) {
+        if (!denoising() || r.denoised) return Promise.resolve(false);
+        var last = r.sigmas.length - 1, sL = r.sigmas[last];
+        return chainNet().score(r.x, r.n, sch.levels[last], sL).then(function (s) {
+          if (r !== run) return true;
+          for (var j = 0; j < r.n * D; j++) r.x[j] += sL * sL * s[j];
+          r.denoised = true;
+          bad = L.onnx.loseOverflow(r.x, r.n);
+          draw();
+          return false;
+        });
+      }
       return chainNet().score(r.x, r.n, sch.levels[cur.level], cur.sigma).then(function (s) {
         if (r !== run) return true;  // a control restarted the chain meanwhile: keep the loop going on the new one
         r.apply(s);
         bad = L.onnx.loseOverflow(r.x, r.n);
-        var done = r.t >= r.total || bad > 0;
+        var done = (r.t >= r.total && !denoising()) || bad > 0;
         if (inpaint && (done || r.t % r.nStepsEach === 0)) classify(r);
         draw();
         return !done;
@@ -592,7 +611,9 @@
       var head = (mode === "single" ? "the baseline network, its one level (plain Langevin)" : mode === "last" ?
         "the NCSN's last level alone (plain Langevin)" :
         "level " + (lev + 1) + " of " + run.sigmas.length + " (network level " + (sch.levels[lev] + 1) + ")") +
-        ", \u03c3 = " + sigma.toPrecision(3) + "; step " + run.t + " of " + run.total + "\n" +
+        ", \u03c3 = " + sigma.toPrecision(3) + "; step " + run.t + " of " + run.total +
+        (denoising() ? (run.denoised ? ", then the final denoising step x + \u03c3_L\u00b2 s: done" :
+          " (then the final denoising step)") : "") + "\n" +
         "step: " + (run.convention === "code" ? "a\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " + c[0].toPrecision(3) +
           ", x \u2190 x + a\u1d62 s + \u221a(2a\u1d62) z (official code)" : "\u03b1\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " +
           (2 * c[0]).toPrecision(3) + ", x \u2190 x + \u03b1\u1d62/2 s + \u221a\u03b1\u1d62 z (paper)") + "\n";
@@ -617,10 +638,12 @@
         if (readings) body += "the classifier reads: " + readings.map(function (r) { return r.digit + " (" +
           r.confidence.toFixed(2) + ")"; }).join(", ") + (run.t < run.total ? "  (at the end of the last level done)" : "") + "\n";
       }
-      var left = cn.evals ? (run.total - run.t) * cn.ms / cn.evals / 1000 : NaN;
-      stats.textContent = head + body + speedText(cn) + (cn.evals && run.t < run.total && !bad ? "; about " +
+      var todo = run.total - run.t + (denoising() && !run.denoised ? 1 : 0);
+      var left = cn.evals ? todo * cn.ms / cn.evals / 1000 : NaN;
+      stats.textContent = head + body + speedText(cn) + (cn.evals && todo > 0 && !bad ? "; about " +
         L.fmt(left, 0) + " s left" : "") + (run.t === 0 ? "\nPress Run." : "");
     }
+    defaults();
     restart();
     return {
       state: function () {
@@ -630,6 +653,7 @@
           running: loop.running(),
           busy: loop.busy(), evals: chainNet().evals, eval_ms: chainNet().evals ? chainNet().ms / chainNet().evals : null};
         if (modeCtl) st.mode = modeCtl.get();
+        if (denoiseCtl) { st.final_denoise = denoising(); st.denoised = !!run.denoised; }
         if (inpaint) {
           st.index = Math.round(digitCtl.get()); st.hidden = D - mask.reduce(function (a, b) { return a + b; }, 0);
           st.known_gap = knownCheck(); st.readings = readings;
@@ -696,7 +720,9 @@
       env.manifest = manifest;
       var wantsClassifier = cfg.kind === "mnist_inpaint" && manifest.classifier;
       var wantsBaseline = cfg.kind === "mnist_generate" && manifest.baseline;
-      return Promise.all([env.switchModel(cfg.model), wantsClassifier ? Promise.all([L.onnx.runtime(base),
+      // a site built without the figure's model (say, before its checkpoint existed) starts at its first
+      var has = manifest.models.some(function (m) { return m.file === cfg.model; });
+      return Promise.all([env.switchModel(has ? cfg.model : manifest.models[0].file), wantsClassifier ? Promise.all([L.onnx.runtime(base),
         L.onnx.session(base, manifest.classifier.file)]) : null, wantsBaseline ? Promise.all([L.onnx.runtime(base),
         L.onnx.session(base, manifest.baseline.file)]) : null]);
     }).then(function (a) {
