@@ -4,7 +4,9 @@ build lays them out), served by a thread of this process. The page's score is Py
 Algorithm 1 and of Algorithm 2 is the package's step with the same noise, Algorithm 2 keeps the known
 pixels at y = x + sigma_i z at every level, every control changes the picture, and nothing is
 requested outside 127.0.0.1 nor logged as an error. Opened from file://, a figure keeps its static
-picture and says how to serve the site."""
+picture and says how to serve the site. The NCSNv2 model (chapter 11b) too: the page's score is the
+undivided network over the slider's sigma, its Langevin steps, its final denoising step and an
+inpainting step are the package's, and the model menu switches network, sampler and picture."""
 
 from __future__ import annotations
 
@@ -61,6 +63,18 @@ def models():
 
 
 @pytest.fixture(scope="module")
+def v2():
+    """The NCSNv2 model of chapter 11b (one network divided by sigma, 96 levels), its sigmas and its
+    run's own sampler settings (as the site's models.json gives them)."""
+    from ncsn_edu.images.checkpoints import load_checkpoint
+    from ncsn_edu.images.onnx_export import sampler_defaults
+    from ncsn_edu.resources import resource_path
+
+    model, sigmas, cfg = load_checkpoint(resource_path("mnist_ncsnv2_ngf16.pt"))
+    return model.eval(), sigmas, sampler_defaults(cfg)
+
+
+@pytest.fixture(scope="module")
 def site(tmp_path_factory, models):
     """A folder laid out as the built site's, by the build's own functions: _static/ort/ (onnxruntime-web,
     copy_ort_runtime), _static/ncsn_edu/ (the exported models and models.json, write_site_assets) and
@@ -69,9 +83,11 @@ def site(tmp_path_factory, models):
 
     if not all((ORT_DIST / f).is_file() for f in ORT_FILES):
         pytest.skip("onnxruntime-web is not installed (npm ci at the repository's root)")
+    from ncsn_edu.resources import resource_path
+
     root = tmp_path_factory.mktemp("site")
     copy_ort_runtime(ROOT / "node_modules", root / "_static" / "ort")
-    write_site_assets(root / "_static" / "ncsn_edu")
+    write_site_assets(root / "_static" / "ncsn_edu", v2_checkpoint=resource_path("mnist_ncsnv2_ngf16.pt"))
     (root / "book").mkdir()
     (root / "favicon.ico").write_bytes(b"")  # the browser asks for it; a 404 is logged as a console error
     return root
@@ -483,3 +499,162 @@ def test_in_a_kernel_the_functions_return_the_kernels_figure(monkeypatch, models
     assert calls["generate_widget"][1]["n_images"] == 6 and calls["generate_widget"][1]["mode"] == "last"
     assert calls["inpaint_widget"][1]["classifier"] is classifier
     assert torch.equal(calls["inpaint_widget"][1]["mask"], left_half_mask((1, 28, 28)))
+
+
+# ---------- the NCSNv2 model (chapter 11b) and the model menu ----------
+
+def test_the_v2_page_score_is_the_undivided_network_over_sigma(drv, site, server, v2):
+    """NCSNv2's network takes no level: the page feeds the slider's sigma itself, and its score is the
+    package's s(x) / sigma. The package divides by its levels' sigmas (model(x, i) = s(x) / sigma_i), so
+    s(x) = model(x, i) sigma_i at any level i, and the page must give model(x, i) sigma_i / sigma."""
+    model, sigmas, _ = v2
+    d, lab = digits_and_labels()
+    fig = live_images.denoise_figure(model, sigmas, d, lab, sigma=0.1, start_model="v2")
+    uid = serve_page(drv, site, server, fig, "denoise_v2")
+    for sigma in (0.1, 0.013, 0.7):
+        set_control(drv, uid, "sigma", sigma)
+        idle(drv, uid)
+        st, a = state(drv, uid), arrays(drv, uid)
+        assert st["model"] == "mnist_ncsn_v2.onnx" and st["level"] is None
+        x = img(a["noisy"]).float()
+        with torch.no_grad():
+            ref = (model(x, torch.tensor([40])).double() * sigmas[40].item() / st["sigma"])
+        page = img(a["score"])
+        assert (page - ref).abs().max().item() <= SCORE_RTOL * ref.abs().max().item(), (sigma, (page - ref).abs().max())
+        text = drv.execute_script(f"return document.getElementById('{uid}').querySelector('pre').textContent")
+        assert "the network takes \u03c3 itself" in text
+    errors, outside = clean_console(drv, server)
+    assert not errors and not outside, (errors, outside)
+
+
+def test_v2_langevin_steps_and_the_final_denoising_step_are_the_packages(drv, site, server, v2, monkeypatch):
+    """NCSNv2's sampler in the page on 3 of its 96 levels (the first, the middle and the last, as the L
+    slider spreads them), T = 1, then the final denoising step: each step's noise z is read from the
+    page, and annealed_langevin_dynamics(..., final_denoise=True) run with those z on the same levels
+    ends where the page ends (the network at its level's sigma; no noise in the denoising step)."""
+    model, sigmas, own = v2
+    fig = live_images.generate_figure(model, sigmas, torch.rand(4, 1, 28, 28), n_images=4, n_steps_each=1,
+                                      eps=own["eps"], convention=own["convention"], seed=2, start_model="v2",
+                                      final_denoise=True)
+    uid = serve_page(drv, site, server, fig, "generate_v2")
+    st = state(drv, uid)
+    assert st["model"] == "mnist_ncsn_v2.onnx" and len(st["sigmas"]) == len(sigmas) == 96 and st["final_denoise"]
+    set_control(drv, uid, "n_levels", 3)
+    st = state(drv, uid)
+    levels = st["network_levels"]
+    assert levels == [0, 48, 95] and st["sigmas"] == pytest.approx(sigmas[levels].tolist())
+    x0 = img(arrays(drv, uid)["start"]).float()
+    noise, xs = [], []
+    for _ in range(3):
+        advance(drv, uid, 1)
+        a = arrays(drv, uid)
+        noise.append(img(a["z"]).float())
+        xs.append(img(a["x"]))
+    assert not state(drv, uid)["denoised"]
+    advance(drv, uid, 1)  # the denoising step
+    st, end = state(drv, uid), img(arrays(drv, uid)["x"])
+    assert st["denoised"] and st["t"] == st["total"] == 3
+    idx = torch.tensor(levels)
+    with monkeypatch.context() as mp, torch.no_grad():
+        _patched_randn(mp, list(noise))
+        out, states = annealed_langevin_dynamics(lambda x, lab: model(x, idx[lab]), x0, sigmas[levels], own["eps"],
+                                                 1, keep_every=1, convention=own["convention"], final_denoise=True)
+    # float32 in both (the page keeps the chain in float64 and feeds the network float32): steps of
+    # a_i s with a_i <= eps sigma_1^2 / sigma_L^2 = 24.5 and |s| up to ~1/sigma_1 agree to ~1e-5
+    for k in range(3):
+        assert (states[k + 1].double() - xs[k]).abs().max().item() < 1e-3, k
+    assert (out.double() - end).abs().max().item() < 1e-3
+    # the denoising step moved the chain (sigma_L^2 s is not small at the end of a chain)
+    assert (end - xs[-1]).abs().max().item() > 1e-2
+    errors, outside = clean_console(drv, server)
+    assert not errors and not outside, (errors, outside)
+
+
+def test_a_v2_inpainting_step_is_the_packages(drv, site, server, v2, monkeypatch):
+    """Algorithm 2 with the v2 model (chapter 11b's figure): the first step, with the page's noise,
+    equals annealed_langevin_inpainting's with the package's v2 model (division by sigma_1 = 16.88)."""
+    model, sigmas, own = v2
+    d, lab = digits_and_labels()
+    fig = live_images.inpaint_figure(model, sigmas, d, lab, torch.rand(2, 1, 28, 28), index=2, n_completions=2,
+                                     n_steps_each=own["n_steps_each"], eps=own["eps"], seed=1, start_model="v2")
+    uid = serve_page(drv, site, server, fig, "inpaint_v2")
+    start = arrays(drv, uid)
+    advance(drv, uid, 1)
+    a = arrays(drv, uid)
+    mask = torch.tensor(a["mask"], dtype=torch.float32).reshape(1, 28, 28)
+    calls = []
+
+    def first_only(x, labels):  # the network for step 1; the package's loop then goes on through the
+        calls.append(int(labels[0]))  # other 95 levels with zero score and zero noise (states[1] is step 1)
+        return model(x, labels) if len(calls) == 1 else torch.zeros_like(x)
+
+    with monkeypatch.context() as mp, torch.no_grad():
+        _patched_randn(mp, [img(a["zy"]).float(), img(a["z"]).float()])
+        _, states = annealed_langevin_inpainting(first_only, d[2:3], mask, sigmas, own["eps"], n_steps_each=1,
+                                                 n_completions=2, init=img(start["start"]).float(), keep_every=1,
+                                                 convention=own["convention"])
+    assert calls[0] == 0
+    assert (states[1].reshape(2, 1, 28, 28).double() - img(a["x"])).abs().max().item() < 1e-3
+    assert state(drv, uid)["sigmas"] == pytest.approx(sigmas.tolist())
+    errors, outside = clean_console(drv, server)
+    assert not errors and not outside, (errors, outside)
+
+
+def test_the_model_menu_switches_network_sampler_and_picture(drv, site, server, models, v2):
+    """Start at v2 (chapter 11b's figure): the menu offers v1 and v2; choosing v1 sets chapter 10's
+    network, its 10 levels and its own sampler (models.json), and its first step is v1's step
+    (the package's, with the page's noise); back at v2, the figure's own settings return."""
+    model1, sigmas1, _ = models
+    model2, sigmas2, own = v2
+    fig = live_images.generate_figure(model2, sigmas2, torch.rand(4, 1, 28, 28), n_images=4,
+                                      n_steps_each=own["n_steps_each"], eps=own["eps"], convention=own["convention"],
+                                      start_model="v2", final_denoise=True)
+    uid = serve_page(drv, site, server, fig, "menu_v2")
+    options = drv.execute_script(f"return Array.from(document.getElementById('{uid}').querySelector('[name=model]')"
+                                 ".options).map(function (o) {{ return o.value; }})")
+    assert options == ["mnist_ncsn_v1.onnx", "mnist_ncsn_v2.onnx"]
+    advance(drv, uid, 1)
+    v2_picture, v2_x = pictures(drv, uid), img(arrays(drv, uid)["x"])
+    set_control(drv, uid, "model", "mnist_ncsn_v1.onnx")
+    st = switched(drv, uid, 10)
+    assert st["model"] == "mnist_ncsn_v1.onnx" and st["sigmas"] == pytest.approx(sigmas1.tolist())
+    assert (st["n_steps_each"], st["eps"], st["final_denoise"]) == (100, pytest.approx(2e-5), False)
+    x0 = img(arrays(drv, uid)["start"]).float()
+    advance(drv, uid, 1)
+    a = arrays(drv, uid)
+    assert pictures(drv, uid) != v2_picture and not torch.allclose(img(a["x"]), v2_x)
+    with monkeypatch_randn([img(a["z"]).float()]), torch.no_grad():
+        _, states = annealed_langevin_dynamics(model1, x0, sigmas1, 2e-5, 1, keep_every=1, convention="code")
+    assert (states[1].double() - img(a["x"])).abs().max().item() < 1e-4
+    set_control(drv, uid, "model", "mnist_ncsn_v2.onnx")
+    st = switched(drv, uid, 96)
+    assert (st["model"], len(st["sigmas"]), st["n_steps_each"], st["final_denoise"]) == \
+        ("mnist_ncsn_v2.onnx", 96, own["n_steps_each"], True)
+    advance(drv, uid, 1)
+    assert torch.allclose(img(arrays(drv, uid)["x"]), v2_x, atol=1e-9), "the same seed gives v2's first step again"
+    errors, outside = clean_console(drv, server)
+    assert not errors and not outside, (errors, outside)
+
+
+def switched(drv, uid, n_levels, timeout=30.0):
+    """The state once the figure runs a model of ``n_levels`` levels (its session loads first)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        st = state(drv, uid)
+        if len(st["sigmas"]) == n_levels and not st["busy"]:
+            return st
+        time.sleep(0.1)
+    raise AssertionError(f"the figure did not switch to a model of {n_levels} levels")
+
+
+class monkeypatch_randn:
+    """torch.randn as _patched_randn, for a with-block."""
+
+    def __init__(self, queue):
+        self.mp, self.queue = pytest.MonkeyPatch(), queue
+
+    def __enter__(self):
+        _patched_randn(self.mp, self.queue)
+
+    def __exit__(self, *exc):
+        self.mp.undo()
