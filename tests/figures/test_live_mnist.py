@@ -545,11 +545,15 @@ def test_v2_langevin_steps_and_the_final_denoising_step_are_the_packages(drv, si
     assert levels == [0, 48, 95] and st["sigmas"] == pytest.approx(sigmas[levels].tolist())
     x0 = img(arrays(drv, uid)["start"]).float()
     noise, xs = [], []
-    for _ in range(3):
+    for k in range(3):
         advance(drv, uid, 1)
         a = arrays(drv, uid)
         noise.append(img(a["z"]).float())
         xs.append(img(a["x"]))
+        # at sigma_1 = 16.88 the pixels spread over about +-4 sigma_1: that is the level's noise, not a
+        # step too large (the figure warns only beyond 1 + 6 sigma_i)
+        assert k > 0 or xs[0].abs().max().item() > 20
+        assert not state(drv, uid)["out_of_range"], k
     assert not state(drv, uid)["denoised"]
     advance(drv, uid, 1)  # the denoising step
     st, end = state(drv, uid), img(arrays(drv, uid)["x"])

@@ -340,7 +340,7 @@
   }
   function speedText(net) {
     if (!net.evals) return "";
-    return "network: " + L.fmt(1000 * net.images / net.ms, 1) + " image evaluations/s in this page (" +
+    return "network: " + L.fmt(1000 * net.images / net.ms, 1) + " image evaluations/s in this page\n(" +
       L.fmt(net.ms / net.evals, 0) + " ms per evaluation of " + L.fmt(net.images / net.evals, 0) + " image" +
       (net.images === net.evals ? "" : "s") + ")";
   }
@@ -415,9 +415,9 @@
         net.sigmas[job.level].toPrecision(3) + " (the noise uses the slider's \u03c3)";
       stats.textContent = "\u03c3 = " + sigma.toPrecision(3) + ";  " + lvl + "\n" +
         "per-pixel error against the clean digit (root mean square over 784 pixels):\n" +
-        "  noisy x\u0303:              " + L.fmt(eNoisy, 4) + "   (\u03c3 = " + sigma.toPrecision(3) + " expected)\n" +
-        "  denoised x\u0303 + \u03c3\u00b2s\u03b8:     " + L.fmt(eDen, 4) + "   (" + L.fmt(eNoisy / eDen, 2) + " times smaller)\n" +
-        "  largest pixel error:   " + L.fmt(Math.max.apply(null, Array.from(err)), 3) + "\n" +
+        "  noisy x\u0303: " + L.fmt(eNoisy, 4) + " (\u03c3 = " + sigma.toPrecision(3) + " expected)\n" +
+        "  denoised x\u0303 + \u03c3\u00b2s\u03b8: " + L.fmt(eDen, 4) + " (" + L.fmt(eNoisy / eDen, 2) + " times smaller)\n" +
+        "  largest pixel error: " + L.fmt(Math.max.apply(null, Array.from(err)), 3) + "\n" +
         "score: root mean square " + L.fmt(sRms, 2) + " per pixel, largest |s| " + L.fmt(big, 1) +
         " (1/\u03c3 = " + L.fmt(1 / sigma, 2) + ": the size of z/\u03c3)\n" + speedText(net);
       last = {sigma: sigma, level: job.level === null ? null : job.level, sigma_level: job.level === null ? sigma :
@@ -450,7 +450,8 @@
     return {levels: levels, sigmas: levels.map(function (i) { return s[i]; }), T: T};
   }
 
-  /** Pixels beyond +-FAR: the chain has left the data's range [0, 1] (a step too large for its level). */
+  /** Pixels beyond +-FAR (or 1 + 6 sigma_i at a level of sigma_i > 1.5): the chain has left the data's
+   * range [0, 1] (a step too large for its level). */
   var FAR = 10;
 
   function sampler(ui, cfg, env, inpaint) {
@@ -458,7 +459,13 @@
     var digits = inpaint ? decodeDigits(cfg.digits) : null, count = inpaint ? digits.length / D : 0;
     var known = new Float64Array(D), mask = new Uint8Array(D), maskSet = false;
     var row = L.el("div", {"class": "ncsn-live-row"}, ui), sc = 3, cMask = null, brushMode = "hide";
-    if (inpaint) cMask = panel(row, SIDE * 6, SIDE * 6, "the digit: paint the pixels to fill in (hidden: blue)");
+    if (inpaint) {
+      cMask = panel(row, SIDE * 6, SIDE * 6, "the digit: paint the pixels to fill in (hidden: blue)");
+      // the painted digit grows into free room, to twice its size (a phone's whole width: 12 screen
+      // pixels per pixel for a finger, where 6 were hard to hit)
+      cMask.parentNode.style.flex = "1 1 " + SIDE * 6 + "px"; cMask.parentNode.style.maxWidth = SIDE * 12 + "px";
+      cMask.style.maxWidth = "100%";
+    }
     var gridBox = L.el("div", {}, row), cGrid = panel(gridBox, 4 * SIDE * sc + 12, 4 * SIDE * sc + 12,
       inpaint ? "completions by Algorithm 2 (the classifier's reading under each)" :
         "the chains' current images (pixels shown clipped to [0, 1])");
@@ -609,19 +616,22 @@
       var lev = run.level(), sigma = run.sigmas[lev], c = L.stepCoefficients(run.eps, sigma, run.sigmas[run.sigmas.length - 1], run.convention);
       var mode = modeCtl ? modeCtl.get() : "annealed", cn = chainNet();
       var head = (mode === "single" ? "the baseline network, its one level (plain Langevin)" : mode === "last" ?
-        "the NCSN's last level alone (plain Langevin)" :
+        "the model's last level alone (plain Langevin)" :
         "level " + (lev + 1) + " of " + run.sigmas.length + " (network level " + (sch.levels[lev] + 1) + ")") +
-        ", \u03c3 = " + sigma.toPrecision(3) + "; step " + run.t + " of " + run.total +
+        ", \u03c3 = " + sigma.toPrecision(3) + "\nstep " + run.t + " of " + run.total +
         (denoising() ? (run.denoised ? ", then the final denoising step x + \u03c3_L\u00b2 s: done" :
           " (then the final denoising step)") : "") + "\n" +
         "step: " + (run.convention === "code" ? "a\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " + c[0].toPrecision(3) +
-          ", x \u2190 x + a\u1d62 s + \u221a(2a\u1d62) z (official code)" : "\u03b1\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " +
-          (2 * c[0]).toPrecision(3) + ", x \u2190 x + \u03b1\u1d62/2 s + \u221a\u03b1\u1d62 z (paper)") + "\n";
+          ";\n  x \u2190 x + a\u1d62 s + \u221a(2a\u1d62) z (official code)" : "\u03b1\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " +
+          (2 * c[0]).toPrecision(3) + ";\n  x \u2190 x + \u03b1\u1d62/2 s + \u221a\u03b1\u1d62 z (paper)") + "\n";
       var lo = Infinity, hi = -Infinity;
       for (var j = 0; j < n * D; j++) { var v = run.x[j]; if (isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
-      var far = !bad && (hi > FAR || lo < -FAR);  // the data lie in [0, 1]
+      // the data lie in [0, 1], and at level i a chain holds them plus noise of size sigma_i: the largest
+      // of 784 n normals is about 4.3 (n = 16), so 1 + 6 sigma_i bounds a chain that follows its level
+      var farAt = Math.max(FAR, 1 + 6 * sigma), far = !bad && (hi > farAt || lo < -farAt);
       var body = bad ? divergedText(run.t, bad, n) + "\n" : "pixel values now from " + L.fmt(lo, 2) + " to " + L.fmt(hi, 2) +
-        " (data: 0 to 1)\n" + (far ? "the chains have left the data's range: the step is too large. A step moves x by " +
+        " (data: 0 to 1" + (sigma > 0.3 ? ", plus noise of size \u03c3 = " + sigma.toPrecision(3) + " at this level" : "") +
+        ")\n" + (far ? "the chains have left the data's range: the step is too large. A step moves x by " +
         "a\u1d62 s, about a\u1d62/\u03c3\u1d62\u00b2 = " + L.fmt(c[0] / (sigma * sigma), 2) + " times the way to the " +
         "nearest clean image at this level, and overshoots above 1. Lower \u03b5 and press Reset.\n" : "");
       outOfRange = far;
