@@ -33,7 +33,7 @@ LIVE_PAGES = [p for p in BUILT_PAGES if "data-ncsn-live" in p.read_text()]
 #: onnxruntime-web from the site's _static/ and so need the site served over http.
 ONNX_PAGES = [p for p in BUILT_PAGES if "data-ncsn-onnx" in p.read_text()]
 #: The image chapters, which must each have a live image figure once the book is built.
-IMAGE_CHAPTERS = ["10_mnist_ncsn", "11_mnist_inpainting_and_quality"]
+IMAGE_CHAPTERS = ["10_mnist_ncsn", "11_mnist_inpainting_and_quality", "11b_ncsnv2_techniques"]
 TOY_CHAPTERS = ["01_scores_and_langevin", "04_denoising_score_matching", "06_low_density_scores",
                 "07_slow_mixing", "08_noise_conditional_networks", "09_annealed_langevin"]
 
