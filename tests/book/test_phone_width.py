@@ -81,17 +81,21 @@ def wait_live(drv, uid, kind):
     raise AssertionError(f"{kind}: not live after 90 s")
 
 
-#: Every shown element of a figure whose box leaves the screen's width (a hidden one has no box).
-OUTSIDE = """var root = document.getElementById(arguments[0]), w = document.documentElement.clientWidth, out = [];
-root.querySelectorAll('*').forEach(function (e) {
+#: Every shown element of a figure whose box leaves the screen's width (a hidden one has no box), and
+#: every one whose content is wider than its box (text cut off, or a box to scroll sideways).
+OUTSIDE = """var root = document.getElementById(arguments[0]), w = document.documentElement.clientWidth;
+var out = [], cut = [];
+function name(e) {
+  return e.tagName.toLowerCase() + '.' + (e.getAttribute('class') || '') + ' ' + (e.getAttribute('name') || '');
+}
+[root].concat(Array.from(root.querySelectorAll('*'))).forEach(function (e) {
   var r = e.getBoundingClientRect();
   if (r.width === 0 && r.height === 0) return;
-  if (r.left < -0.5 || r.right > w + 0.5)
-    out.push(e.tagName.toLowerCase() + '.' + (e.getAttribute('class') || '') + ' ' + (e.getAttribute('name') || '') +
-             ': ' + Math.round(r.left) + '..' + Math.round(r.right));
+  if (r.left < -0.5 || r.right > w + 0.5) out.push(name(e) + ': ' + Math.round(r.left) + '..' + Math.round(r.right));
+  if (!/^(INPUT|SELECT|OPTION|CANVAS|IMG)$/.test(e.tagName) && e.scrollWidth > e.clientWidth + 1)
+    cut.push(name(e) + ': content ' + e.scrollWidth + ' px in ' + e.clientWidth);
 });
-return {width: w, outside: out, page: document.documentElement.scrollWidth,
-        scrolls: root.scrollWidth > root.clientWidth + 1};"""
+return {width: w, outside: out, cut: cut, page: document.documentElement.scrollWidth};"""
 
 
 def touch_stroke(drv, uid, canvas_index, points):
@@ -164,7 +168,7 @@ def test_the_figures_fit_a_390_px_touch_screen_and_paint_by_touch(phone, page):
             assert t == 2, (kind, t)
         drv.execute_script(f"{get}.scrollIntoView({{block: 'start'}})")
         fit = drv.execute_script(OUTSIDE, uid)
-        assert not fit["outside"] and not fit["scrolls"], f"{page.stem} {kind}: wider than the screen: {fit}"
+        assert not fit["outside"] and not fit["cut"], f"{page.stem} {kind}: wider than the screen: {fit}"
         assert fit["page"] <= PHONE["width"], f"{page.stem}: the page scrolls sideways ({fit['page']} px)"
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
