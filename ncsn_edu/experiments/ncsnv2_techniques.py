@@ -29,6 +29,7 @@ Commands (about 4 CPU-minutes for the toy part; the MNIST part needs the two run
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import datetime
 import json
@@ -285,13 +286,16 @@ def raw_step_matching(curves: dict) -> list[int | None]:
 
 
 def mnist_level_losses(runs: dict, every: int = 8, n_images: int = 128, seed: int = 0, root=None,
-                       weights: str = "raw") -> dict:
+                       weights: str = "raw", time_steps: int = 0) -> dict:
     """Held-out DSM loss (``lambda = sigma^2``) per level of trained MNIST runs (``{name: run folder
     with the trainer's checkpoint.pt, or a checkpoint or snapshot file}``), on the same ``n_images``
     test digits and the same noise for every run, at every ``every``-th level (and the last), with the
     ``weights`` of :func:`~ncsn_edu.images.checkpoints.load_checkpoint` (raw by default).
     Each run also gets ``image_means``, every image's loss averaged over those levels, for paired
-    comparisons (:func:`paired_loss_difference`)."""
+    comparisons (:func:`paired_loss_difference`). With ``time_steps`` > 0 each run also gets
+    ``cpu_seconds_per_step``: the median CPU seconds of one training step of its network (a batch of
+    its run's size, loss, backward, Adam; one thread) over ``time_steps`` steps, timed after its losses
+    on a copy of the network (:func:`~ncsn_edu.experiments.timing.seconds_per_step`)."""
     from ncsn_edu.images.batches import read_image_set
     from ncsn_edu.images.checkpoints import load_checkpoint, read_checkpoint
     from ncsn_edu.images.train_step import dsm_per_sample
@@ -324,7 +328,27 @@ def mnist_level_losses(runs: dict, every: int = 8, n_images: int = 128, seed: in
                              "ngf": cfg["ngf"], "divide_by_sigma": bool(cfg.get("divide_by_sigma")),
                              "n_sigmas": cfg["n_sigmas"], "batch_size": cfg["batch_size"], "lr": cfg["lr"],
                              "seed": cfg["seed"]}
+        if time_steps > 0:
+            out["runs"][name]["cpu_seconds_per_step"] = _train_step_cpu_seconds(
+                copy.deepcopy(model), sigmas, x, cfg["batch_size"], time_steps, seed)
     return out
+
+
+def _train_step_cpu_seconds(model, sigmas, images, batch_size: int, repeats: int, seed: int) -> float:
+    """Median CPU seconds of one DSM training step (``lambda = sigma^2``, random levels) of ``model``."""
+    from ncsn_edu.experiments.timing import seconds_per_step
+    from ncsn_edu.images.train_step import dsm_per_sample
+
+    g = torch.Generator().manual_seed(seed + 2)
+    idx = torch.randint(len(images), (batch_size,), generator=g)
+    batch = images[idx]
+
+    def loss_fn(net, x):
+        labels = torch.randint(len(sigmas), (len(x),), generator=g)
+        return dsm_per_sample(net, x, labels, torch.randn(x.shape, generator=g), sigmas).mean()
+
+    model.train()
+    return seconds_per_step(model, loss_fn, batch, repeats=repeats, warmup=1, num_threads=1, clock="cpu")
 
 
 def paired_loss_difference(result: dict, a: str, b: str) -> tuple[float, float]:
@@ -342,6 +366,8 @@ def main(argv=None) -> dict:
     p.add_argument("--parts", default="toy", help="toy (Techniques 3 and 5 on the toy) or mnist")
     p.add_argument("--runs", nargs="+", metavar="NAME=PATH", default=None,
                    help="for --parts mnist: runs to compare, each a name and a run folder or checkpoint file")
+    p.add_argument("--time-steps", type=int, default=0,
+                   help="for --parts mnist: also time this many training steps of each run's network (CPU seconds)")
     p.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1 (toy)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", default="data/ncsnv2_toy_techniques.json")
@@ -364,7 +390,8 @@ def main(argv=None) -> dict:
         bad = [r for r in a.runs if "=" not in r]
         if bad:
             p.error(f"--runs takes NAME=PATH, got {bad[0]!r}")
-        result = {**stamp, **mnist_level_losses(dict(r.split("=", 1) for r in a.runs))}
+        result = {**stamp, **mnist_level_losses(dict(r.split("=", 1) for r in a.runs),
+                                                        time_steps=a.time_steps)}
     else:
         p.error(f"--parts must be toy or mnist, got {a.parts!r}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

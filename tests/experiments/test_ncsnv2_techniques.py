@@ -157,6 +157,11 @@ def test_mnist_level_losses_of_a_zero_network(mnist_root, tmp_path):
     ema_out = mnist_level_losses(runs, every=2, n_images=32, seed=5, root=mnist_root, weights="ema")
     assert ema_out["weights"] == "ema"
     assert ema_out["runs"]["cin"]["loss"][0] != pytest.approx(per_image.mean().item(), rel=1e-3)
+    # timing a training step (Adam moves the weights) leaves the losses those of the network read
+    timed = mnist_level_losses(runs, every=2, n_images=32, seed=5, root=mnist_root, time_steps=2)
+    for name in runs:
+        assert timed["runs"][name]["image_means"] == out["runs"][name]["image_means"]
+        assert 0 < timed["runs"][name]["cpu_seconds_per_step"] < 60
 
 
 def test_paired_loss_difference_uses_the_spread_of_the_paired_differences():
