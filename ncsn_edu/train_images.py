@@ -106,6 +106,9 @@ def build_parser(dataset_default: str = "mnist", prog: str = "python -m ncsn_edu
     a("--divide-by-sigma", dest="divide_by_sigma", action="store_true", default=d.divide_by_sigma,
       help="NCSNv2's noise conditioning: an unconditional network whose output is divided by sigma "
            "(without it: the paper's conditional CIN++ network)")
+    a("--no-divide-by-sigma", dest="divide_by_sigma", action="store_false",
+      help="the paper's CIN++ network conditioned on the level, also under a preset that divides (BOOK_CPU_MNIST_V2, "
+           "ncsnv2): chapter 11b's Technique 3 on MNIST")
     a("--final-denoise", dest="sample_denoise", action="store_true", default=d.sample_denoise,
       help="end the sample grids with NCSNv2's denoising step x + sigma_L^2 s(x, sigma_L) (without it: none, "
            "as in the paper)")

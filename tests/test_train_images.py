@@ -430,3 +430,17 @@ def test_each_switch_says_what_happens_without_it():
         assert "without it" in no_flip and "flipped at random" in no_flip, no_flip
         no_snap = text.split("--no-snapshots ")[-1].split(" --log-every")[0]
         assert "without it" in no_snap and "snapshot of the model is also kept" in no_snap, no_snap
+
+
+def test_no_divide_by_sigma_turns_a_presets_division_off():
+    # chapter 11b's Technique 3 on MNIST trains the CIN++ network under NCSNv2's preset; the command
+    # in data/README.md must give exactly the settings of BOOK_CPU_MNIST_V2 with the division off
+    from ncsn_edu.images.presets import BOOK_CPU_MNIST_V2
+
+    parser = ti.build_parser(preset="BOOK_CPU_MNIST_V2")
+    assert ti.config_from_args(parser.parse_args([])).divide_by_sigma
+    args = ["--no-divide-by-sigma", "--ngf", "10", "--n-iters", "1600", "--out", "runs/t3_cinpp_ngf10"]
+    cfg = ti.config_from_args(parser.parse_args(args))
+    assert cfg == BOOK_CPU_MNIST_V2.replace(divide_by_sigma=False, ngf=10, n_iters=1600, out="runs/t3_cinpp_ngf10")
+    text = " ".join(parser.format_help().split())
+    assert "(default: True)" not in text and "(default: False)" not in text
