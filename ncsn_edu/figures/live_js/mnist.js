@@ -53,6 +53,11 @@
     }).then(function (ort) {
       ort.env.wasm.wasmPaths = base + "ort/";
       ort.env.wasm.numThreads = 1;  // threads need a cross-origin-isolated page; one is what every server gives
+      // onnxruntime in a worker of its own (it loads ort.wasm.min.js there, then the .mjs and .wasm of
+      // wasmPaths): creating a session compiles the WebAssembly and the model, which held the page's
+      // only thread for 11-18 s (headless Chromium, a loaded 2-core machine); in the worker it cannot
+      // freeze the page, and neither can a network call
+      ort.env.wasm.proxy = true;
       ort.env.logLevel = "error";
       return ort;
     });
@@ -85,8 +90,12 @@
   function ScoreNet(ort, session, entry) {
     this.ort = ort; this.session = session; this.entry = entry;
     this.sigmas = entry.sigmas.map(Number); this.conditioning = entry.conditioning;
-    this.evals = 0; this.images = 0; this.ms = 0;
+    this.calls = 0;  // every call
+    this.resetSpeed();
   }
+  /** Forget the measured speed (a new batch size or model): evals, images and ms count the calls
+   * after the next one, whose time (the first call at a batch size warms up the WebAssembly) is left out. */
+  ScoreNet.prototype.resetSpeed = function () { this.evals = 0; this.images = 0; this.ms = 0; this.warm = false; };
   /** The index of the level nearest to sigma in log sigma (the level-conditioned network knows only these). */
   ScoreNet.prototype.nearestLevel = function (sigma) {
     var best = 0, bd = Infinity;
@@ -96,10 +105,11 @@
     }
     return best;
   };
-  /** Images per network call. A call holds the page's only thread while it runs (onnxruntime's
-   * WebAssembly runs on it), so a batch of 16 goes as 4 calls with a pause between them in which the
-   * page handles input and draws: 4 images took 0.24 s and 16 took 0.94 s per call in headless
-   * Chromium on a busy 2-core machine, the same rate per image. */
+  /** Images per network call. onnxruntime runs in its proxy worker (L.onnx.runtime), so a call no
+   * longer holds the page's thread; a batch still goes as calls of 4 with a pause between them (the
+   * page's thread held them before the proxy: 4 images took 0.24 s and 16 took 0.94 s per call in
+   * headless Chromium on a busy 2-core machine, the same rate per image; through the worker an
+   * evaluation of 8 images took 407 ms against 439 ms on the page's thread, measured in turn). */
   var CHUNK = 4;
   /** Scores s(x, sigma) of n images x (n * 784 numbers, any array type) at level index `level`
    * (level-conditioned) or at `sigma` (sigma-conditioned): a promise of a Float32Array. */
@@ -108,7 +118,8 @@
     var x32 = x instanceof Float32Array ? x : Float32Array.from(x.subarray ? x.subarray(0, n * D) : x);
     function from(i) {
       if (i >= n) {
-        self.evals += 1; self.images += n; self.ms += global.performance.now() - t0;
+        self.calls += 1;
+        if (self.warm) { self.evals += 1; self.images += n; self.ms += global.performance.now() - t0; } else self.warm = true;
         return Promise.resolve(out);
       }
       var m = Math.min(CHUNK, n - i);
@@ -331,12 +342,18 @@
     return L.slider(parent, {label: "seed", name: "seed", min: 0, max: 99, step: 1, value: cfg.seed,
       format: function (v) { return String(Math.round(v)); }, onchange: onchange});
   }
-  /** What a step of size a at level sigma says when the chain has diverged. */
-  function divergedText(t, bad, n) {
+  /** The name of a step's drift coefficient (the factor of the score) in a step convention: the
+   * paper's alpha_i/2, the official code's a_i (as the convention menu and langevin.js name them). */
+  function driftName(convention) { return convention === "code" ? "a\u1d62" : "\u03b1\u1d62/2"; }
+  /** What the figure says when the chain has diverged (drift d = a_i or alpha_i/2: x - d (x - m)/sigma_i^2
+   * grows when d/sigma_i^2 > 2, that is a_i/sigma_i^2 > 2 or alpha_i/sigma_i^2 > 4). */
+  function divergedText(t, bad, n, convention) {
+    var limit = convention === "code" ? "a\u1d62/\u03c3\u1d62\u00b2 > 2" : "\u03b1\u1d62/\u03c3\u1d62\u00b2 > 4";
     return "the chain diverged at step " + t + ": " + bad + " of " + n + " images hold pixels that are not finite " +
-      "numbers (magenta). The step is too large: a Langevin step with a\u1d62 above about \u03c3\u1d62\u00b2 " +
-      "overshoots (x \u2212 a\u1d62 (x \u2212 m)/\u03c3\u1d62\u00b2 grows when a\u1d62/\u03c3\u1d62\u00b2 > 2), " +
-      "the pixels grow past float32's range and become infinite, then not a number. Lower \u03b5 and press Reset.";
+      "numbers (magenta). The step is too large: a Langevin step x \u2190 x + " + driftName(convention) + " s + noise " +
+      "overshoots when " + driftName(convention) + " is above about \u03c3\u1d62\u00b2 (x \u2212 " + driftName(convention) +
+      " (x \u2212 m)/\u03c3\u1d62\u00b2 grows when " + limit + "), the pixels grow past float32's range and become " +
+      "infinite, then not a number. Lower \u03b5 and press Reset.";
   }
   function speedText(net) {
     if (!net.evals) return "";
@@ -428,7 +445,7 @@
       state: function () {
         var st = last ? JSON.parse(JSON.stringify(last)) : {};
         st.kind = "mnist_denoise"; st.model = modelCtl.get(); st.index = Math.round(digitCtl.get()); st.drawn = drawn;
-        st.noise_seed = noiseSeed; st.busy = busy || !!pending; st.evals = net.evals;
+        st.noise_seed = noiseSeed; st.busy = busy || !!pending; st.evals = net.calls;
         return st;
       },
       /** The noisy input, the scores and the denoised image shown now (for the tests). */
@@ -451,11 +468,16 @@
   }
 
   /** Pixels beyond +-FAR (or 1 + 6 sigma_i at a level of sigma_i > 1.5): the chain has left the data's
-   * range [0, 1] (a step too large for its level). */
+   * range [0, 1]. With a step whose drift is at least sigma_i^2 (it overshoots the nearest clean image)
+   * the step is too large; with a smaller one the chain still holds the noise of an earlier, larger
+   * level (too few steps since: L levels, T each, are too few to follow the noise down). */
   var FAR = 10;
 
   function sampler(ui, cfg, env, inpaint) {
     var outOfRange = false, net = env.net, n = 0, run = null, sch = null, bad = 0, readings = null, reading = false, starts = null;
+    // loading: a promise while the baseline's session is made; batchKey: batch size and network of the
+    // speed measured; pressedDone: Run was pressed on a finished chain; readAgain: a reading to take next
+    var unsettled = false, loading = null, batchKey = null, pressedDone = false, readAgain = null, firstSettings = null;
     var digits = inpaint ? decodeDigits(cfg.digits) : null, count = inpaint ? digits.length / D : 0;
     var known = new Float64Array(D), mask = new Uint8Array(D), maskSet = false;
     var row = L.el("div", {"class": "ncsn-live-row"}, ui), sc = 3, cMask = null, brushMode = "hide";
@@ -467,7 +489,7 @@
       cMask.style.maxWidth = "100%";
     }
     var gridBox = L.el("div", {}, row), cGrid = panel(gridBox, 4 * SIDE * sc + 12, 4 * SIDE * sc + 12,
-      inpaint ? "completions by Algorithm 2 (the classifier's reading under each)" :
+      inpaint ? "completions by Algorithm 2 (under each, once finished: the classifier's reading)" :
         "the chains' current images (pixels shown clipped to [0, 1])");
     var side = L.el("div", {"class": "ncsn-live-side"}, ui);
     var modelCtl = modelMenu(side, env.manifest, cfg, function (f) {
@@ -481,13 +503,14 @@
         value: cfg.n_completions, format: function (v) { return String(Math.round(v)); }, onchange: restart});
     } else {
       var modes = [["annealed (Algorithm 1)", "annealed"], ["\u03c3_L alone (the model's last level)", "last"]];
-      if (env.baseline) modes.push(["baseline trained at \u03c3 = 0.01 only", "single"]);
+      if (env.manifest.baseline) modes.push(["baseline trained at \u03c3 = " + baselineSigma() + " only", "single"]);
       modeCtl = narrow(L.select(side, "sampler", modes, cfg.mode, restart));
       nCtl = L.slider(side, {label: "digits", name: "n_images", min: 4, max: cfg.n_images_max, step: 1, value: cfg.n_images,
         format: function (v) { return String(Math.round(v)); }, onchange: restart});
     }
     var lCtl = L.slider(side, {label: "levels L", name: "n_levels", min: 1, max: net.sigmas.length, step: 1,
       value: net.sigmas.length, format: function (v) { return String(Math.round(v)); }, onchange: restart});
+    var lLabel = lCtl.input.parentNode.querySelector("label");
     var tCtl = stepsSlider(side, cfg, restart), eCtl = epsSlider(side, cfg, restart), cCtl = conventionMenu(side, cfg, restart);
     var denoiseCtl = inpaint ? null : narrow(L.select(side, "final step", [["none (NCSN's sampler)", "off"],
       ["denoise: x + \u03c3_L\u00b2 s(x, \u03c3_L) (NCSNv2's)", "on"]], cfg.final_denoise ? "on" : "off", restart));
@@ -536,12 +559,30 @@
       c.fillStyle = "rgba(60,120,255,0.55)";
       for (var j = 0; j < D; j++) if (!mask[j]) c.fillRect((j % SIDE) * 6, Math.floor(j / SIDE) * 6, 6, 6);
     }
+    function mode() { return modeCtl ? modeCtl.get() : "annealed"; }
+    /** The baseline's one sigma, as its menu entry and texts name it. */
+    function baselineSigma() {  // stored in float32 (0.0099999998): as its 4 significant digits say it
+      var b = env.manifest.baseline; return b ? String(Number(Number(b.sigmas[0]).toPrecision(4))) : "";
+    }
     function restart() {
       var wasRunning = loop.running();
       loop.stop();
+      pressedDone = false;
+      // with one level (sigma_L alone, or the baseline) L no longer counts levels: it only sets the steps, L x T
+      lLabel.textContent = mode() === "annealed" ? "levels L" : "L (one \u03c3: L \u00d7 T steps)";
+      if (mode() === "single" && !env.baseline) {  // the baseline's session is made on first use
+        if (!loading) {
+          loading = env.loadBaseline().then(function () { loading = null; restart(); if (wasRunning) loop.start(); },
+            function () { loading = null; });
+        }
+        stats.textContent = "Loading the baseline network (trained at \u03c3 = " + baselineSigma() + " only) \u2026";
+        return;
+      }
       n = Math.round(nCtl.get());
+      var key = n + " " + chainNet().entry.file;
+      if (key !== batchKey) { chainNet().resetSpeed(); batchKey = key; }  // the speed of this batch size and network
       var rng = new L.Rng(Math.round(seedCtl.get()));
-      sch = schedule(chainNet(), modeCtl ? modeCtl.get() : "annealed", lCtl.get(), Math.round(tCtl.get()));
+      sch = schedule(chainNet(), mode(), lCtl.get(), Math.round(tCtl.get()));
       var opts = {sigmas: sch.sigmas, eps: eCtl.get(), nStepsEach: sch.T, convention: cCtl.get(), n: n, rng: rng, dim: D};
       if (inpaint) {
         var k = Math.round(digitCtl.get()), all = new Float64Array(n * D), j, i;
@@ -556,7 +597,8 @@
       }
       starts = Float64Array.from(opts.x);
       run = new L.AnnealedRun(opts);
-      bad = 0; readings = null;
+      bad = 0; readings = null; readAgain = null;
+      if (firstSettings === null) firstSettings = settingsText();
       draw();
       if (wasRunning) loop.start();
     }
@@ -566,10 +608,13 @@
      * Langevin step, the final denoising step x + sigma_L^2 s(x, sigma_L) when it is chosen (as
      * ncsn_edu.sampling.annealed_langevin_dynamics with final_denoise: no noise). */
     function stepOnce() {
+      if (loading) return loading.then(function () { return true; });  // the baseline's session first
       var r = run, cur = r.next();
-      if (bad) return Promise.resolve(false);
+      if (bad || (!cur && (!denoising() || r.denoised))) {  // Run pressed on a finished chain: say so
+        pressedDone = true; draw();
+        return Promise.resolve(false);
+      }
       if (!cur) {
-        if (!denoising() || r.denoised) return Promise.resolve(false);
         var last = r.sigmas.length - 1, sL = r.sigmas[last];
         return chainNet().score(r.x, r.n, sch.levels[last], sL).then(function (s) {
           if (r !== run) return true;
@@ -585,18 +630,41 @@
         r.apply(s);
         bad = L.onnx.loseOverflow(r.x, r.n);
         var done = (r.t >= r.total && !denoising()) || bad > 0;
-        if (inpaint && (done || r.t % r.nStepsEach === 0)) classify(r);
+        if (inpaint && (done || r.t % r.nStepsEach === 0)) classify(r, done, cur.sigma);
         draw();
         return !done;
       });
     }
     /** The network the chain runs: the baseline in mode "single", else the chosen model. */
-    function chainNet() { return modeCtl && modeCtl.get() === "single" && env.baseline ? env.baseline : net; }
-    function classify(r) {
-      if (!env.classifier || reading) return;
+    function chainNet() { return mode() === "single" && env.baseline ? env.baseline : net; }
+    /** The classifier's reading of the chains now, at the end of a level of noise sigma (final: of the
+     * finished completions). One reading at a time; a reading asked for meanwhile comes next (the last
+     * one asked for, so the finished completions are always read). */
+    function classify(r, final, sigma) {
+      if (!env.classifier) return;
+      var job = {r: r, x: Float64Array.from(r.x), final: final, sigma: sigma};
+      if (reading) { readAgain = job; return; }
       reading = true;
-      env.classifier.read(r.x, r.n).then(function (res) { reading = false; if (r === run) { readings = res; draw(); } },
-        function () { reading = false; });
+      env.classifier.read(job.x, r.n).then(function (res) {
+        reading = false;
+        if (r === run) { readings = {list: res, final: job.final, sigma: job.sigma}; draw(); }
+        if (readAgain) { var next = readAgain; readAgain = null; if (next.r === run) classify(next.r, next.final, next.sigma); }
+      }, function () { reading = false; });
+    }
+    /** The sampler's settings now, as the figure's title names them. */
+    function settingsText() {
+      var m = mode(), T = Math.round(tCtl.get());
+      return (m === "single" ? "baseline network, \u03c3 = " + baselineSigma() + " alone, " + Math.round(lCtl.get()) * T +
+        " steps" : net.entry.name + (m === "last" ? ", \u03c3_L alone, " + Math.round(lCtl.get()) * T + " steps" :
+        ", L = " + Math.round(lCtl.get()) + ", T = " + T)) + ", \u03b5 = " + eCtl.get().toExponential(1) + " (" +
+        (cCtl.get() === "code" ? "official code's" : "paper's") + " step)" + (denoising() ? ", then the denoising step" : "") +
+        (inpaint ? ", " + Math.round(nCtl.get()) + " completions" : ", " + Math.round(nCtl.get()) + " digits");
+    }
+    /** The title states the figure's starting settings; once the controls change them it names the ones now. */
+    function retitle() {
+      if (!env.title || firstSettings === null) return;
+      var now = settingsText();
+      env.title.textContent = now === firstSettings ? env.titleText : env.titleText + " \u2014 settings now: " + now;
     }
     function knownCheck() {
       // Algorithm 2 keeps the known pixels at y = x + sigma_i z of the current level: the largest gap
@@ -606,17 +674,18 @@
       return g;
     }
     function draw() {
-      var cols = n <= 4 ? n : n <= 8 ? 4 : 4, caps = null;
+      var cols = n <= 4 ? n : n <= 8 ? 4 : 4, caps = null, final = !!readings && readings.final;
       if (inpaint) {
         cols = Math.min(n, 4);
-        caps = [];
-        for (var i = 0; i < n; i++) caps.push(readings ? readings[i].digit + " (" + readings[i].confidence.toFixed(2) + ")" : "");
+        caps = [];  // under each completion: the reading of the finished completions only (noisy ones mean nothing)
+        for (var i = 0; i < n; i++) caps.push(final ? readings.list[i].digit + " (" + readings.list[i].confidence.toFixed(2) + ")" : "");
       }
       drawGrid(cGrid, run.x, n, cols, {scale: sc, map: "grey", captions: caps});
       var lev = run.level(), sigma = run.sigmas[lev], c = L.stepCoefficients(run.eps, sigma, run.sigmas[run.sigmas.length - 1], run.convention);
-      var mode = modeCtl ? modeCtl.get() : "annealed", cn = chainNet();
-      var head = (mode === "single" ? "the baseline network, its one level (plain Langevin)" : mode === "last" ?
-        "the model's last level alone (plain Langevin)" :
+      var m = mode(), cn = chainNet(), dn = driftName(run.convention);
+      var head = (m === "single" ? "the baseline network (trained at \u03c3 = " + baselineSigma() + " only), plain Langevin " +
+        "at that one \u03c3 for L \u00d7 T = " + run.total + " steps" : m === "last" ?
+        "the model's last level alone, \u03c3_L (plain Langevin) for L \u00d7 T = " + run.total + " steps" :
         "level " + (lev + 1) + " of " + run.sigmas.length + " (network level " + (sch.levels[lev] + 1) + ")") +
         ", \u03c3 = " + sigma.toPrecision(3) + "\nstep " + run.t + " of " + run.total +
         (denoising() ? (run.denoised ? ", then the final denoising step x + \u03c3_L\u00b2 s: done" :
@@ -624,17 +693,32 @@
         "step: " + (run.convention === "code" ? "a\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " + c[0].toPrecision(3) +
           ";\n  x \u2190 x + a\u1d62 s + \u221a(2a\u1d62) z (official code)" : "\u03b1\u1d62 = \u03b5\u03c3\u1d62\u00b2/\u03c3_L\u00b2 = " +
           (2 * c[0]).toPrecision(3) + ";\n  x \u2190 x + \u03b1\u1d62/2 s + \u221a\u03b1\u1d62 z (paper)") + "\n";
+      if (m === "single") {
+        head += "Why the chains stay noise (the appendix's baseline): this network saw only digits with noise of size " +
+          baselineSigma() + " in training, so it learned the scores near the digits and not far from them. The chains " +
+          "start from uniform noise, far from every digit, where its scores are not learned: in the steps given, " +
+          "Langevin at this one \u03c3 does not reach digits. Algorithm 1 starts at a large \u03c3, where the " +
+          "scores are learned everywhere, and anneals down.\n";
+      }
       var lo = Infinity, hi = -Infinity;
       for (var j = 0; j < n * D; j++) { var v = run.x[j]; if (isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
       // the data lie in [0, 1], and at level i a chain holds them plus noise of size sigma_i: the largest
       // of 784 n normals is about 4.3 (n = 16), so 1 + 6 sigma_i bounds a chain that follows its level
-      var farAt = Math.max(FAR, 1 + 6 * sigma), far = !bad && (hi > farAt || lo < -farAt);
-      var body = bad ? divergedText(run.t, bad, n) + "\n" : "pixel values now from " + L.fmt(lo, 2) + " to " + L.fmt(hi, 2) +
-        " (data: 0 to 1" + (sigma > 0.3 ? ", plus noise of size \u03c3 = " + sigma.toPrecision(3) + " at this level" : "") +
-        ")\n" + (far ? "the chains have left the data's range: the step is too large. A step moves x by " +
-        "a\u1d62 s, about a\u1d62/\u03c3\u1d62\u00b2 = " + L.fmt(c[0] / (sigma * sigma), 2) + " times the way to the " +
-        "nearest clean image at this level, and overshoots above 1. Lower \u03b5 and press Reset.\n" : "");
-      outOfRange = far;
+      // the chains hold the noise of the level of the step just taken (after a level's last step, run.level()
+      // names the next, smaller one already)
+      var held = run.sigmas[run.t > 0 ? Math.min(Math.floor((run.t - 1) / run.nStepsEach), run.sigmas.length - 1) : lev];
+      var farAt = Math.max(FAR, 1 + 6 * held), far = !bad && (hi > farAt || lo < -farAt);
+      var ratio = c[0] / (sigma * sigma), overshoots = far && ratio >= 1;  // drift / sigma_i^2, the same at every level
+      var body = bad ? divergedText(run.t, bad, n, run.convention) + "\n" : "pixel values now from " + L.fmt(lo, 2) + " to " +
+        L.fmt(hi, 2) + " (data: 0 to 1" + (held > 0.3 ? ", plus noise of size \u03c3 = " + held.toPrecision(3) + " of the last step's level" : "") +
+        ")\n" + (overshoots ? "the chains have left the data's range: the step is too large. A step moves x by " + dn +
+        " s, about " + (run.convention === "code" ? "a\u1d62/\u03c3\u1d62\u00b2" : "\u03b1\u1d62/(2\u03c3\u1d62\u00b2)") + " = " +
+        L.fmt(ratio, 2) + " times the way to the nearest clean image at this level, and overshoots " +
+        "above 1. Lower \u03b5 and press Reset.\n" : far ? "the pixels spread far beyond this level's noise: the chains " +
+        "have not settled yet and still hold the noise of an earlier, larger \u03c3 (the step is not too large: " + dn +
+        "/\u03c3\u1d62\u00b2 = " + L.fmt(ratio, 2) + " < 1). Too few steps follow the noise down; more levels L or " +
+        "steps T let the chains settle.\n" : "");
+      outOfRange = overshoots; unsettled = far && !overshoots;
       if (inpaint) {
         var hidden = 0;
         for (j = 0; j < D; j++) if (!mask[j]) hidden += 1;
@@ -645,13 +729,22 @@
           body += hidden + " of 784 pixels to fill in; the other " + (D - hidden) + " are known" + (g === null ? "\n" :
             ", held at y = x + \u03c3\u1d62z (largest gap " + g.toExponential(1) + ")\n");
         }
-        if (readings) body += "the classifier reads: " + readings.map(function (r) { return r.digit + " (" +
-          r.confidence.toFixed(2) + ")"; }).join(", ") + (run.t < run.total ? "  (at the end of the last level done)" : "") + "\n";
+        if (readings) {
+          var list = readings.list.map(function (r) { return r.digit + " (" + r.confidence.toFixed(2) + ")"; }).join(", ");
+          body += final ? "the classifier reads the finished completions: " + list + "\n" :
+            "the classifier's reading at \u03c3 = " + readings.sigma.toPrecision(3) + " (the end of a level; not shown " +
+            "under the images): " + list + ". The images still hold noise of size \u03c3 there; the classifier knows " +
+            "clean digits only, so a reading at large \u03c3 means nothing, however confident\n";
+        }
       }
       var todo = run.total - run.t + (denoising() && !run.denoised ? 1 : 0);
       var left = cn.evals ? todo * cn.ms / cn.evals / 1000 : NaN;
-      stats.textContent = head + body + speedText(cn) + (cn.evals && todo > 0 && !bad ? "; about " +
-        L.fmt(left, 0) + " s left" : "") + (run.t === 0 ? "\nPress Run." : "");
+      var finished = !loading && (bad > 0 || todo === 0);
+      stats.textContent = head + body + speedText(cn) + (cn.evals && todo > 0 && !bad ? (left < 1 ? "; under a second left" :
+        "; about " + L.fmt(left, 0) + " s left") : "") + (run.t === 0 ? "\nPress Run." : "") +
+        (finished ? "\n" + (pressedDone ? "Run has nothing left to do: " : "") + (bad ? "the chain diverged" :
+          "the chain is finished") + ". Press Reset (or change a setting) to run it again." : "");
+      retitle();
     }
     defaults();
     restart();
@@ -659,14 +752,18 @@
       state: function () {
         var st = {kind: inpaint ? "mnist_inpaint" : "mnist_generate", model: modelCtl.get(), n: n, t: run.t, total: run.total,
           level: run.level(), sigmas: run.sigmas, network_levels: sch.levels, eps: run.eps, n_steps_each: run.nStepsEach,
-          convention: run.convention, seed: Math.round(seedCtl.get()), diverged: bad, out_of_range: outOfRange,
+          convention: run.convention, seed: Math.round(seedCtl.get()), diverged: bad, out_of_range: outOfRange, unsettled: unsettled,
           running: loop.running(),
-          busy: loop.busy(), evals: chainNet().evals, eval_ms: chainNet().evals ? chainNet().ms / chainNet().evals : null};
+          busy: loop.busy() || !!loading, evals: chainNet().calls, rate_evals: chainNet().evals,
+          rate_images: chainNet().images, eval_ms: chainNet().evals ? chainNet().ms / chainNet().evals : null,
+          finished: run.t >= run.total && (!denoising() || !!run.denoised), levels_label: lLabel.textContent,
+          title: env.title ? env.title.textContent : null};
         if (modeCtl) st.mode = modeCtl.get();
         if (denoiseCtl) { st.final_denoise = denoising(); st.denoised = !!run.denoised; }
         if (inpaint) {
           st.index = Math.round(digitCtl.get()); st.hidden = D - mask.reduce(function (a, b) { return a + b; }, 0);
-          st.known_gap = knownCheck(); st.readings = readings;
+          st.known_gap = knownCheck(); st.readings = readings ? readings.list : null;
+          st.reading_final = readings ? readings.final : null; st.reading_sigma = readings ? readings.sigma : null;
         }
         return st;
       },
@@ -681,7 +778,7 @@
         loop.stop();
         var left = k;
         function more() { if (left-- <= 0) return Promise.resolve(run.t); return stepOnce().then(function (m) { return m ? more() : run.t; }); }
-        return more();
+        return (loading || Promise.resolve()).then(more);  // a step waits for the baseline's session
       },
       loop: loop
     };
@@ -701,6 +798,7 @@
     var cfg = JSON.parse(root.querySelector("script.ncsn-live-config").textContent);
     var ui = root.querySelector(".ncsn-live-ui"), fallback = root.querySelector(".ncsn-live-fallback");
     var note = root.querySelector(".ncsn-live-note"), status = {kind: cfg.kind, live: false, status: "loading"};
+    var title = root.querySelector(".ncsn-live-title");
     root.state = function () { return JSON.stringify(root.figure ? root.figure.state() : status); };
     function fail(err) {
       status.status = "failed"; status.error = String(err && err.message || err);
@@ -714,7 +812,8 @@
     }
     if (global.location.protocol === "file:") { status.status = "static: page opened from file://"; return; }
     note.textContent = "Loading the score network (onnxruntime-web) \u2026";
-    var base = L.onnx.staticBase(cfg.static_base), env = {fail: fail, classifier: null};
+    var base = L.onnx.staticBase(cfg.static_base), env = {fail: fail, classifier: null, title: title,
+      titleText: title ? title.textContent : ""};
     var nets = {};
     env.switchModel = function (file) {
       if (!nets[file]) {
@@ -726,10 +825,20 @@
       }
       return nets[file].then(function (net) { env.net = net; return net; }, function (e) { fail(e); throw e; });
     };
+    /** The appendix's baseline network (a promise), its session made on first use. */
+    env.loadBaseline = function () {
+      if (!env.baselinePromise) {
+        env.baselinePromise = Promise.all([L.onnx.runtime(base), L.onnx.session(base, env.manifest.baseline.file)])
+          .then(function (a) { env.baseline = new ScoreNet(a[0], a[1], env.manifest.baseline); return env.baseline; },
+            function (e) { fail(e); throw e; });
+      }
+      return env.baselinePromise;
+    };
     L.onnx.manifest(base).then(function (manifest) {
       env.manifest = manifest;
       var wantsClassifier = cfg.kind === "mnist_inpaint" && manifest.classifier;
-      var wantsBaseline = cfg.kind === "mnist_generate" && manifest.baseline;
+      // the baseline's session is made only when the figure starts in its mode (else when it is chosen)
+      var wantsBaseline = cfg.kind === "mnist_generate" && manifest.baseline && cfg.mode === "single";
       // a site built without the figure's model (say, before its checkpoint existed) starts at its first
       var has = manifest.models.some(function (m) { return m.file === cfg.model; });
       return Promise.all([env.switchModel(has ? cfg.model : manifest.models[0].file), wantsClassifier ? Promise.all([L.onnx.runtime(base),
@@ -737,7 +846,7 @@
         L.onnx.session(base, manifest.baseline.file)]) : null]);
     }).then(function (a) {
       if (a[1]) env.classifier = new Classifier(a[1][0], a[1][1]);
-      if (a[2]) env.baseline = new ScoreNet(a[2][0], a[2][1], env.manifest.baseline);
+      if (a[2]) { env.baseline = new ScoreNet(a[2][0], a[2][1], env.manifest.baseline); env.baselinePromise = Promise.resolve(env.baseline); }
       var make = L.figures[cfg.kind];
       if (!make) throw new Error("unknown kind " + cfg.kind);
       ui.style.display = "";
