@@ -273,11 +273,14 @@ def bound_for(sigmas) -> float:
 
 
 def _speed(t: int, total: int, seconds=None) -> str:
-    """``; 0.31 s per step, about 290 s left`` once a step has been timed."""
+    """``; 0.31 s per step, about 290 s left`` once a step has been timed (under a second: said so,
+    never "about 0 s")."""
     if not seconds or t < 1:
         return ""
-    per = seconds / t
-    return f"; {per:.3f} s per step, about {per * (total - t):.0f} s left"
+    per, left = seconds / t, seconds / t * (total - t)
+    if t >= total:
+        return f"; {per:.3f} s per step"
+    return f"; {per:.3f} s per step, " + ("under a second left" if left < 1 else f"about {left:.0f} s left")
 
 
 def _diverged_text(err: _Diverged, sigmas_shown, eps: float, bound: float) -> str:
@@ -468,8 +471,17 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
     def describe(t, total, levels, sigmas_run, j, seconds=None):
         lvl = (f"level {j + 1} of {len(sigmas_run)}, \u03c3 = {sigmas_run[j].item():.4f}"
                + (f" (network level {levels[j] + 1})" if c["mode"].value == "annealed" else
-                  " (one level only: plain Langevin)"))
-        return f"<pre>{lvl}\nstep {t} of {total}{_speed(t, total, seconds)}</pre>"
+                  " (one level only: plain Langevin, L x T steps)"))
+        return f"<pre>{lvl}\nstep {t} of {total}{_speed(t, total, seconds)}{why(sigmas_run)}</pre>"
+
+    def why(sigmas_run):
+        """In the baseline's mode: why its chains stay noise."""
+        if c["mode"].value != "single":
+            return ""
+        return ("\nthe appendix's baseline: this network saw only digits with noise of size "
+                f"{sigmas_run[0].item():g} in training, so its scores far from the data are not learned;\n"
+                "from noise, Langevin at this one \u03c3 does not reach digits in the steps given "
+                "(Algorithm 1 starts at a large \u03c3)")
 
     def show_frame(x, t, j):
         _, levels, sigmas_run, T = state["plan"]
@@ -501,7 +513,7 @@ def generate_widget(model, sigmas, n_images: int = 8, n_steps_each: int = 100, e
         progress.value = progress.max
         text.value = (f"<pre>done: {progress.max} steps in {seconds:.1f} s ({seconds / progress.max:.3f} s per step "
                       f"on {dev.type})\npixels from {result.min().item():.2f} to {result.max().item():.2f}, "
-                      f"shown clamped to [0, 1]</pre>")
+                      f"shown clamped to [0, 1]{why(sigmas_run)}</pre>")
 
     chain = Chain(show_frame, finish, bound_for(sig))
 

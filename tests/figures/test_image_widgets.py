@@ -189,8 +189,10 @@ def test_generate_single_level_modes(net):
     torch.testing.assert_close(st["x"], package_chain(base, 4, torch.tensor([0.01]), 1e-4, 6, 2, "code"),
                                rtol=0, atol=0)
     assert st["t"] == 6
+    assert "scores far from the data are not learned" in box.children[-1].value  # why the chains stay noise
     box.controls["mode"].value = "last"
     st = run(box)
+    assert "not learned" not in box.children[-1].value
     torch.testing.assert_close(st["x"], package_chain(net, 4, SIGMAS[2:], 1e-4, 6, 2, "code", levels=[2]),
                                rtol=0, atol=0)
 
