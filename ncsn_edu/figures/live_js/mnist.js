@@ -376,7 +376,10 @@
     var cDen = panel(row, size, size, "denoised x\u0303 + \u03c3\u00b2s\u03b8");
     var cErr = panel(row, size, size, "error |x\u0303 + \u03c3\u00b2s\u03b8 \u2212 x|");
     var side = L.el("div", {"class": "ncsn-live-side"}, ui);
-    var modelCtl = modelMenu(side, env.manifest, cfg, function (f) { env.switchModel(f).then(function (m) { net = m; update(); }); });
+    // a model's session may take seconds to make: the answer for a model no longer chosen is dropped
+    var modelCtl = modelMenu(side, env.manifest, cfg, function (f) {
+      env.switchModel(f).then(function (m) { if (modelCtl.get() === f) { net = m; update(); } });
+    });
     var digitCtl = L.slider(side, {label: "test digit", name: "index", min: 0, max: count - 1, step: 1, value: cfg.index,
       format: function (v) { return "#" + Math.round(v) + " (a " + cfg.digit_labels[Math.round(v)] + ")"; },
       onchange: function () { drawn = false; load(); update(); }});
@@ -477,7 +480,7 @@
     var outOfRange = false, net = env.net, n = 0, run = null, sch = null, bad = 0, readings = null, reading = false, starts = null;
     // loading: a promise while the baseline's session is made; batchKey: batch size and network of the
     // speed measured; pressedDone: Run was pressed on a finished chain; readAgain: a reading to take next
-    var unsettled = false, loading = null, batchKey = null, pressedDone = false, readAgain = null, firstSettings = null;
+    var unsettled = false, switching = null, loading = null, batchKey = null, pressedDone = false, readAgain = null, firstSettings = null;
     var digits = inpaint ? decodeDigits(cfg.digits) : null, count = inpaint ? digits.length / D : 0;
     var known = new Float64Array(D), mask = new Uint8Array(D), maskSet = false;
     var row = L.el("div", {"class": "ncsn-live-row"}, ui), sc = 3, cMask = null, brushMode = "hide";
@@ -493,7 +496,13 @@
         "the chains' current images (pixels shown clipped to [0, 1])");
     var side = L.el("div", {"class": "ncsn-live-side"}, ui);
     var modelCtl = modelMenu(side, env.manifest, cfg, function (f) {
-      env.switchModel(f).then(function (m) { net = m; defaults(); restart(); });
+      // making a session takes seconds (the worker runs no network call meanwhile): the box says so, and
+      // the answer for a model no longer chosen (the menu changed again meanwhile) is dropped
+      switching = f; draw();
+      env.switchModel(f).then(function (m) {
+        if (modelCtl.get() !== f) return;
+        switching = null; net = m; defaults(); restart();
+      }, function () { if (switching === f) switching = null; });
     });
     var digitCtl = null, modeCtl = null, nCtl;
     if (inpaint) {
@@ -710,7 +719,7 @@
       var farAt = Math.max(FAR, 1 + 6 * held), far = !bad && (hi > farAt || lo < -farAt);
       var ratio = c[0] / (sigma * sigma), overshoots = far && ratio >= 1;  // drift / sigma_i^2, the same at every level
       var body = bad ? divergedText(run.t, bad, n, run.convention) + "\n" : "pixel values now from " + L.fmt(lo, 2) + " to " +
-        L.fmt(hi, 2) + " (data: 0 to 1" + (held > 0.3 ? ", plus noise of size \u03c3 = " + held.toPrecision(3) + " of the last step's level" : "") +
+        L.fmt(hi, 2) + " (data: 0 to 1" + (held > 0.3 && run.t > 0 ? ", plus noise of size \u03c3 = " + held.toPrecision(3) + " of the last step's level" : "") +
         ")\n" + (overshoots ? "the chains have left the data's range: the step is too large. A step moves x by " + dn +
         " s, about " + (run.convention === "code" ? "a\u1d62/\u03c3\u1d62\u00b2" : "\u03b1\u1d62/(2\u03c3\u1d62\u00b2)") + " = " +
         L.fmt(ratio, 2) + " times the way to the nearest clean image at this level, and overshoots " +
@@ -740,6 +749,9 @@
       var todo = run.total - run.t + (denoising() && !run.denoised ? 1 : 0);
       var left = cn.evals ? todo * cn.ms / cn.evals / 1000 : NaN;
       var finished = !loading && (bad > 0 || todo === 0);
+      var modelName = switching && env.manifest.models.filter(function (e) { return e.file === switching; })[0];
+      if (switching) head = "Loading the model " + (modelName ? modelName.name : switching) + " \u2026 (the chains " +
+        "below wait for it)\n" + head;
       stats.textContent = head + body + speedText(cn) + (cn.evals && todo > 0 && !bad ? (left < 1 ? "; under a second left" :
         "; about " + L.fmt(left, 0) + " s left") : "") + (run.t === 0 ? "\nPress Run." : "") +
         (finished ? "\n" + (pressedDone ? "Run has nothing left to do: " : "") + (bad ? "the chain diverged" :
@@ -754,7 +766,7 @@
           level: run.level(), sigmas: run.sigmas, network_levels: sch.levels, eps: run.eps, n_steps_each: run.nStepsEach,
           convention: run.convention, seed: Math.round(seedCtl.get()), diverged: bad, out_of_range: outOfRange, unsettled: unsettled,
           running: loop.running(),
-          busy: loop.busy() || !!loading, evals: chainNet().calls, rate_evals: chainNet().evals,
+          busy: loop.busy() || !!loading || !!switching, evals: chainNet().calls, rate_evals: chainNet().evals,
           rate_images: chainNet().images, eval_ms: chainNet().evals ? chainNet().ms / chainNet().evals : null,
           finished: run.t >= run.total && (!denoising() || !!run.denoised), levels_label: lLabel.textContent,
           title: env.title ? env.title.textContent : null};
