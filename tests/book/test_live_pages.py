@@ -176,9 +176,18 @@ def test_every_image_figure_in_the_built_book_runs_over_http(served_site, page):
     drv, origin = served_site
     drv.get_log("browser")
     drv.get(origin + "book/" + page.name)
-    roots = drv.execute_script("return Array.from(document.querySelectorAll('[data-ncsn-onnx]')).map(function (r) {"
-                               " return [r.id, r.getAttribute('data-ncsn-onnx')]; })")
-    assert roots
+    # Under load (CI, four workers) the page once had no figure root just after get() returned: wait for the
+    # page's own document to be complete, then say where the browser is if the roots still do not appear.
+    end, roots, where = time.time() + 30, [], {}
+    while time.time() < end:
+        where = drv.execute_script("return {url: location.href, ready: document.readyState, title: document.title};")
+        if where["url"].endswith("/book/" + page.name) and where["ready"] == "complete":
+            roots = drv.execute_script("return Array.from(document.querySelectorAll('[data-ncsn-onnx]'))"
+                                       ".map(function (r) { return [r.id, r.getAttribute('data-ncsn-onnx')]; })")
+            if roots:
+                break
+        time.sleep(0.5)
+    assert roots, f"no live figure in {page.name} after 30 s; the browser is at {where}"
     for uid, kind in roots:
         get = f"document.getElementById('{uid}')"
         end = time.time() + 90
