@@ -82,3 +82,21 @@ def wait_for_mathjax(driver, timeout: float = 60) -> str:
     if state not in ("none", "ok"):
         pytest.fail(f"{driver.current_url}: {state}")
     return state
+
+
+def open_page(driver, url: str, timeout: float = 30) -> None:
+    """``driver.get(url)``, then wait until the browser shows that page, fully loaded. In full CI runs
+    (four test workers on two cores) a query right after ``get`` has three times found a document
+    without the page's figures (chapters 7 and 11b, and the small test book); waiting for
+    ``location.href`` to be ``url`` and ``readyState`` to be complete closes that window. Fails the
+    test, saying where the browser is, if the page does not come."""
+    import time
+
+    driver.get(url)
+    end, where = time.monotonic() + timeout, {}
+    while time.monotonic() < end:
+        where = driver.execute_script("return {url: location.href, ready: document.readyState};")
+        if where["url"].split("#")[0] == url.split("#")[0] and where["ready"] == "complete":
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not load within {timeout} s; the browser is at {where}")

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from browser import browser
+from browser import browser, open_page
 
 #: Canvas contents of every canvas in a root, as one checksum per canvas (computed in the page).
 HASH_JS = """
@@ -70,7 +70,7 @@ def check_live_figures(drv, url: str, min_figures: int = 1) -> int:
     from selenium.webdriver.common.by import By
 
     drv.get_log("browser")  # drop what an earlier page logged
-    drv.get(url)
+    open_page(drv, url)
     roots = drv.find_elements(By.CSS_SELECTOR, "[data-ncsn-live]")
     assert len(roots) >= min_figures, f"{url}: {len(roots)} live figures"
     for root in roots:
@@ -112,7 +112,7 @@ def check_sliders(drv, page: Path, min_sliders: int = 1):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    drv.get(page.as_uri())
+    open_page(drv, page.as_uri())
     sliders = drv.find_elements(By.CSS_SELECTOR, "div.ncsn-slider")
     assert len(sliders) >= min_sliders
     for box in sliders:

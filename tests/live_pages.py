@@ -11,6 +11,7 @@ import json
 from importlib import resources
 
 import torch
+from browser import open_page
 
 from ncsn_edu.figures import live
 
@@ -55,7 +56,7 @@ def show(drv, tmp_path, fig):
     """Load a page holding only ``fig`` and return its root element's id."""
     path = tmp_path / f"{fig.uid}.html"
     path.write_text(page_html(fig._repr_html_()))
-    drv.get(path.as_uri())
+    open_page(drv, path.as_uri())
     return fig.uid
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser import OFFLINE_FLAGS
+from browser import OFFLINE_FLAGS, open_page
 from live_checks import check_live_figures, console_errors, live_browser, outside_requests
 
 from ncsn_edu.figures import live
@@ -110,7 +110,7 @@ def test_no_page_logs_a_console_error_or_asks_the_network(drv, live_checked, pag
     if page in LIVE_PAGES and live_checked(page) is None:
         return  # its live-figure checks loaded it, used it, and found no console error or outside request
     drv.get_log("browser")
-    drv.get(page.as_uri())
+    open_page(drv, page.as_uri())
     time.sleep(0.5)  # deferred and async scripts (MathJax, the theme's) run after load
     assert not console_errors(drv), f"{page.name}: console errors {console_errors(drv)}"
     assert not outside_requests(drv), f"{page.name}: requests outside the site {outside_requests(drv)}"
@@ -175,19 +175,10 @@ def test_every_image_figure_in_the_built_book_runs_over_http(served_site, page):
     the samplers take two steps), and nothing is logged as an error or asked of another address."""
     drv, origin = served_site
     drv.get_log("browser")
-    drv.get(origin + "book/" + page.name)
-    # Under load (CI, four workers) the page once had no figure root just after get() returned: wait for the
-    # page's own document to be complete, then say where the browser is if the roots still do not appear.
-    end, roots, where = time.time() + 30, [], {}
-    while time.time() < end:
-        where = drv.execute_script("return {url: location.href, ready: document.readyState, title: document.title};")
-        if where["url"].endswith("/book/" + page.name) and where["ready"] == "complete":
-            roots = drv.execute_script("return Array.from(document.querySelectorAll('[data-ncsn-onnx]'))"
-                                       ".map(function (r) { return [r.id, r.getAttribute('data-ncsn-onnx')]; })")
-            if roots:
-                break
-        time.sleep(0.5)
-    assert roots, f"no live figure in {page.name} after 30 s; the browser is at {where}"
+    open_page(drv, origin + "book/" + page.name)
+    roots = drv.execute_script("return Array.from(document.querySelectorAll('[data-ncsn-onnx]')).map(function (r) {"
+                               " return [r.id, r.getAttribute('data-ncsn-onnx')]; })")
+    assert roots, f"no live figure in {page.name}"
     for uid, kind in roots:
         get = f"document.getElementById('{uid}')"
         end = time.time() + 90

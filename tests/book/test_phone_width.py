@@ -22,7 +22,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from browser import OFFLINE_FLAGS
+from browser import OFFLINE_FLAGS, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ def test_every_image_chapter_is_checked_at_phone_width():
 @pytest.mark.parametrize("page", ONNX_PAGES, ids=lambda p: p.stem)
 def test_the_figures_fit_a_390_px_touch_screen_and_paint_by_touch(phone, page):
     drv, origin = phone
-    drv.get(origin + "book/" + page.name)
+    open_page(drv, origin + "book/" + page.name)
     assert drv.execute_script("return document.documentElement.clientWidth") == PHONE["width"]
     assert drv.execute_script("return navigator.maxTouchPoints > 0 && matchMedia('(pointer: coarse)').matches")
     roots = drv.execute_script("return Array.from(document.querySelectorAll('[data-ncsn-onnx]')).map(function (r) {"

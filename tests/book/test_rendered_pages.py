@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import browser_fixture, wait_for_mathjax
+from browser import browser_fixture, open_page, wait_for_mathjax
 from live_checks import check_sliders
 from small_book import ROOT, SLIDER_CELL, build, make_book
 
@@ -280,7 +280,7 @@ def shown(drv):
     def measure(page: Path) -> dict:
         if page not in seen:
             drv.set_window_size(*DESKTOP)
-            drv.get(page.as_uri())
+            open_page(drv, page.as_uri())
             wait_for_mathjax(drv)
             report = {"maths": maths_faults(drv), "desktop": drv.execute_script(_LAYOUT),
                       "outputs": output_overflow(drv)}
@@ -372,7 +372,7 @@ def test_a_printed_line_wider_than_its_box_is_flagged(drv, figure_page):
     """At a 1300 px window the 153-character line is flagged and the 78-character one, the figure
     and the slider are not."""
     drv.set_window_size(*DESKTOP)
-    drv.get(figure_page.as_uri())
+    open_page(drv, figure_page.as_uri())
     found = drv.execute_script(_OUTPUT_OVERFLOW)
     assert [o["line"][:5] for o in found] == ["wide:"], found
     assert found[0]["chars"] == 153 and found[0]["width"] > found[0]["box"] >= MIN_COLUMN, found

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser import OFFLINE_FLAGS
+from browser import OFFLINE_FLAGS, open_page
 from live_pages import page_html
 
 from ncsn_edu.figures import live_images
@@ -157,7 +157,7 @@ def serve_page(drv, site, server, fig, name, head=""):
     wait until the figure is live; returns its root id."""
     (site / "book" / f"{name}.html").write_text(page_html(head + fig._repr_html_()))
     drv.get_log("browser")
-    drv.get(server + f"book/{name}.html")
+    open_page(drv, server + f"book/{name}.html")
     end = time.time() + 90
     while time.time() < end:
         st = state(drv, fig.uid)
@@ -530,7 +530,7 @@ def test_opened_from_file_the_figure_keeps_its_picture_and_says_how_to_serve(drv
     page = tmp_path / "file.html"
     page.write_text(page_html(fig._repr_html_()))
     drv.get_log("browser")
-    drv.get(page.as_uri())
+    open_page(drv, page.as_uri())
     time.sleep(0.5)
     root = f"document.getElementById('{fig.uid}')"
     assert drv.execute_script(f"return {root}.querySelector('.ncsn-live-fallback').offsetHeight > 0")

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from browser import open_page
 from live_checks import check_live_figures
 from live_pages import js
 
@@ -58,7 +59,7 @@ def test_level_subsets_keep_the_first_and_last_level(page):
 def run_figure(drv, tmp_path, fig, settings: dict, steps: int) -> dict:
     path = tmp_path / "ncsn.html"
     path.write_text(f"<!doctype html><meta charset='utf-8'><body>{fig._repr_html_()}</body>")
-    drv.get(path.as_uri())
+    open_page(drv, path.as_uri())
     return json.loads(drv.execute_script("""
         var root = document.querySelector('[data-ncsn-live]'), s = arguments[0];
         Object.keys(s).forEach(function (name) {

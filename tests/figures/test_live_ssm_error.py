@@ -14,7 +14,7 @@ import time
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from browser import browser
+from browser import browser, open_page
 from live_pages import page_html
 
 from ncsn_edu.experiments.low_density import load_result
@@ -47,7 +47,7 @@ def page(result, tmp_path_factory):
     path.write_text(page_html(fig._repr_html_()))
     drv = browser()
     drv.set_window_size(1300, 1200)
-    drv.get(path.as_uri())
+    open_page(drv, path.as_uri())
     wait_computed(drv)
     yield drv
     drv.quit()
