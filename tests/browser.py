@@ -11,8 +11,12 @@ a module-scoped pytest fixture holding one such browser for all the tests of a m
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -26,10 +30,13 @@ OFFLINE_FLAGS = (
 )
 
 
-def browser(window: tuple[int, int] | None = None):
+def browser(window: tuple[int, int] | None = None, loopback: bool = False, mobile: dict | None = None):
     """A selenium Chrome driver on the system's chromium, offline (``OFFLINE_FLAGS``).
     ``window`` = (width, height) in CSS pixels sets the window size; else chromium's default.
-    Skips the test when chromium or chromedriver is missing, and fails it under CI."""
+    ``loopback``: 127.0.0.1 stays reachable (through the proxy bypass and the resolver rules), for a
+    site served by :func:`serve`, and scripts may run for 120 s. ``mobile``: chromedriver's
+    ``mobileEmulation`` settings. Skips the test when chromium or chromedriver is missing, and fails it
+    under CI."""
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         if os.environ.get("CI"):
@@ -41,11 +48,37 @@ def browser(window: tuple[int, int] | None = None):
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for arg in OFFLINE_FLAGS:
+        if loopback:
+            arg = arg.replace("<-loopback>", "127.0.0.1").replace("MAP * ~NOTFOUND",
+                                                                  "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
         opts.add_argument(arg)
     if window is not None:
         opts.add_argument(f"--window-size={window[0]},{window[1]}")
+    if mobile is not None:
+        opts.add_experimental_option("mobileEmulation", mobile)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # drv.get_log("browser"): console errors
-    return webdriver.Chrome(service=Service(driver), options=opts)
+    drv = webdriver.Chrome(service=Service(driver), options=opts)
+    if loopback:
+        drv.set_script_timeout(120)
+    return drv
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder):
+    """Serve ``folder`` over http on 127.0.0.1 (a free port) while the block runs; yields its
+    ``http://127.0.0.1:<port>/`` address (the image figures need http; read with a :func:`browser`
+    made with ``loopback=True``)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
 
 
 def browser_fixture(window: tuple[int, int] | None = None):

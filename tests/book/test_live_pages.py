@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser import OFFLINE_FLAGS, open_page
+from browser import browser, open_page, serve
 from live_checks import check_live_figures, console_errors, live_browser, outside_requests
 
 from ncsn_edu.figures import live
@@ -138,34 +138,13 @@ def test_every_image_chapter_has_live_figures_and_they_weigh_under_300_kb():
     assert (site / "ort" / "ort.wasm.min.js").is_file() and (site / "ncsn_edu" / "models.json").is_file()
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def served_site():
     """The built site over http on 127.0.0.1 and a headless Chromium that may reach only that address."""
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(ROOT / "_build" / "html")))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in OFFLINE_FLAGS:  # offline, except the loopback address
-        opts.add_argument(arg.replace("<-loopback>", "127.0.0.1").replace("MAP * ~NOTFOUND",
-                                                                           "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
-    opts.add_argument("--window-size=1300,1000")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    drv.set_script_timeout(120)
-    yield drv, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    drv.quit()
-    httpd.shutdown()
+    with serve(ROOT / "_build" / "html") as origin:
+        drv = browser((1300, 1000), loopback=True)
+        yield drv, origin
+        drv.quit()
 
 
 @pytest.mark.skipif(not ONNX_PAGES, reason="the book is not built with the live image figures (python3 dev.py book)")

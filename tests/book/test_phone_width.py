@@ -22,7 +22,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from browser import OFFLINE_FLAGS, open_page
+from browser import browser, open_page, serve
 
 pytestmark = pytest.mark.slow
 
@@ -36,38 +36,17 @@ EXPECTED = {"10_mnist_ncsn": {"mnist_denoise", "mnist_generate"},
 PHONE = {"width": 390, "height": 844}
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def phone():
     """The built site over http on 127.0.0.1 and a headless Chromium that emulates a 390-px touch
     screen and may reach only that address."""
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(SITE)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in OFFLINE_FLAGS:  # offline, except the loopback address
-        opts.add_argument(arg.replace("<-loopback>", "127.0.0.1").replace("MAP * ~NOTFOUND",
-                                                                           "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
-    opts.add_experimental_option("mobileEmulation", {
-        "deviceMetrics": {**PHONE, "pixelRatio": 2.0, "touch": True, "mobile": True},
-        "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-                     "Chrome/120.0 Mobile Safari/537.36"})
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    drv.set_script_timeout(120)
-    yield drv, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    drv.quit()
-    httpd.shutdown()
+    mobile = {"deviceMetrics": {**PHONE, "pixelRatio": 2.0, "touch": True, "mobile": True},
+              "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                           "Chrome/120.0 Mobile Safari/537.36"}
+    with serve(SITE) as origin:
+        drv = browser(loopback=True, mobile=mobile)
+        yield drv, origin
+        drv.quit()
 
 
 def wait_live(drv, uid, kind):

@@ -10,18 +10,14 @@ inpainting step are the package's, and the model menu switches network, sampler 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import shutil
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
-from browser import OFFLINE_FLAGS, open_page
+from browser import browser, open_page, serve
 from live_pages import page_html
 
 from ncsn_edu.figures import live_images
@@ -93,45 +89,16 @@ def site(tmp_path_factory, models):
     return root
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(site):
     """http://127.0.0.1:<port>/ serving ``site``."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-
-
-def loopback_browser(window=(1300, 1000)):
-    """Headless Chromium with the network off except 127.0.0.1 (browser.OFFLINE_FLAGS with the
-    loopback address let through the proxy and the resolver rules)."""
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("chromium/chromedriver not installed (python3 dev.py test installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in OFFLINE_FLAGS:
-        opts.add_argument(arg.replace("<-loopback>", "127.0.0.1").replace("MAP * ~NOTFOUND",
-                                                                           "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
-    opts.add_argument(f"--window-size={window[0]},{window[1]}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    drv.set_script_timeout(120)
-    return drv
+    with serve(site) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")
 def drv():
-    d = loopback_browser()
+    d = browser((1300, 1000), loopback=True)
     yield d
     d.quit()
 
